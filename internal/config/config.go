@@ -4,7 +4,10 @@
 // (.dev.vars, then the environment) and the hashes used for re-adoption.
 package config
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
 // Defaults that PROTOCOL §1 and the references fix.
 const (
@@ -12,6 +15,14 @@ const (
 	DefaultSleepAfter = 10 * time.Minute // @cloudflare/containers DEFAULT_SLEEP_AFTER '10m'
 	DefaultPoolSize   = 3                // any()/pool() size when maxInstances is unset
 	DefaultFileName   = "lunorad.yaml"
+	// DefaultPingEndpoint is @cloudflare/containers' pingEndpoint default.
+	DefaultPingEndpoint = "ping"
+)
+
+// schedulingPolicy values (@lunora/container, newest).
+const (
+	SchedulingDefault       = "default"
+	SchedulingDurableObject = "durable_object"
 )
 
 // Config is a loaded, validated lunorad.yaml. Relative paths in it are
@@ -60,24 +71,30 @@ type Image struct {
 // InstanceType is a named or custom instance type with its resolved limits.
 type InstanceType struct {
 	// Name is "lite", "basic", "standard-1".."standard-4", or "" for custom.
-	Name      string
-	VCPU      float64
-	MemoryMiB int
-	DiskMB    int
+	Name      string  `json:"name"`
+	VCPU      float64 `json:"vcpu"`
+	MemoryMiB int     `json:"memoryMib"`
+	DiskMB    int     `json:"diskMb"`
 }
 
 // ReadyCheck is one readyOn probe. Port is resolved at load time: the
 // check's own port, else the container's defaultPort.
 type ReadyCheck struct {
-	Path   string // always starts with "/"
-	Port   int
-	Status int // default 200
+	Path   string `json:"path"` // always starts with "/"
+	Port   int    `json:"port"`
+	Status int    `json:"status"` // default 200
 }
 
 // Rollout mirrors defineContainer's rollout option; it has no local effect.
 type Rollout struct {
 	StepPercentage     int // 0 = unset
 	GracePeriodSeconds int // -1 = unset
+}
+
+// Backups mirrors the sandbox `backups` option; lunorad does not run backups.
+type Backups struct {
+	Bucket string `json:"bucket"`
+	Prefix string `json:"prefix"`
 }
 
 // Container is one container definition with defaults applied.
@@ -93,16 +110,21 @@ type Container struct {
 	// MaxInstances is 0 when unset (then unlimited for get(), and the pool
 	// size falls back to DefaultPoolSize).
 	MaxInstances int
-	SleepAfter   time.Duration
+	// SleepAfter is DefaultSleepAfter when unset. It is 0 only when written
+	// as "0s" (Lunora accepts it): sleep as soon as the instance is idle.
+	SleepAfter time.Duration
 	// HardTimeout is 0 when unset (no hard timeout).
-	HardTimeout    time.Duration
-	Env            map[string]string
+	HardTimeout time.Duration
+	Env         map[string]string
+	// Secrets are names, resolved through a SecretSource at start.
 	Secrets        []string
 	SecretsStore   map[string]string // env name -> Secrets Store binding name
 	BuildArgs      map[string]string
 	Labels         map[string]string
 	Entrypoint     []string
 	EnableInternet bool // default true
+	// AllowedHosts and DeniedHosts are nil when unset; an empty, non-nil
+	// AllowedHosts was written as [] and allows no host (as on Cloudflare).
 	AllowedHosts   []string
 	DeniedHosts    []string
 	InterceptHTTPS bool
@@ -111,9 +133,11 @@ type Container struct {
 	PingEndpoint     string // default "ping"
 	DisplayName      string // `name`
 	Rollout          Rollout
-	SchedulingPolicy string
+	SchedulingPolicy string // "" when unset, else SchedulingDefault or SchedulingDurableObject
+	Sandbox          bool
+	Backups          *Backups // nil when unset
 
-	// Line is the YAML line of the container's key (0 for JSON), for messages.
+	// Line is the line of the container's key in the file (YAML or JSON).
 	Line int
 }
 
@@ -127,6 +151,28 @@ func (c *Container) PortsToCheck() []int {
 		return []int{c.DefaultPort}
 	}
 	return nil
+}
+
+// PublishedPorts is every container port lunorad must reach from the host:
+// defaultPort, requiredPorts and the readyOn ports, sorted, without repeats.
+func (c *Container) PublishedPorts() []int {
+	seen := map[int]bool{}
+	var ports []int
+	add := func(p int) {
+		if p != 0 && !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+	}
+	add(c.DefaultPort)
+	for _, p := range c.RequiredPorts {
+		add(p)
+	}
+	for _, r := range c.ReadyOn {
+		add(r.Port)
+	}
+	sort.Ints(ports)
+	return ports
 }
 
 // PoolSize is the default size for any()/pool(): maxInstances, else 3.
