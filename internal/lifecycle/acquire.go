@@ -1,0 +1,267 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/lunora/lunorad/internal/config"
+)
+
+// maxAcquireStarts bounds how often one Acquire starts over after a start it
+// waited for succeeded but the instance was stopped again before the lease
+// could be taken (a stop racing the end of a start).
+const maxAcquireStarts = 3
+
+// Acquire returns a lease on a healthy instance, starting it if needed.
+// Concurrent callers for one instance share one start (one Runtime.Run) and
+// are held until the readiness gate passes. ctx bounds only this caller's
+// wait: the start runs detached, bounded by StartTimeout, and finishes even
+// if every caller has gone (the instance then idles out).
+func (m *Manager) Acquire(ctx context.Context, container, id string) (*Lease, error) {
+	c, err := m.container(container)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.waitAdoption(ctx); err != nil {
+		return nil, m.waitErr(c, id, err)
+	}
+	coldStart := false // this caller waited for a start
+	for starts := 0; starts < maxAcquireStarts; {
+		m.mu.Lock()
+		if m.shuttingDown {
+			m.mu.Unlock()
+			return nil, ErrShuttingDown
+		}
+		inst := m.instanceLocked(c, id)
+		switch {
+		case inst.start != nil:
+			op := inst.start
+			op.waiters++
+			coldStart = true
+			m.mu.Unlock()
+			if err := waitFor(ctx, op.done); err != nil {
+				return nil, m.waitErr(c, id, err)
+			}
+			if op.err != nil {
+				return nil, op.err
+			}
+			starts++
+		case inst.stopping != nil:
+			op := inst.stopping
+			op.waiters++
+			m.mu.Unlock()
+			if err := waitFor(ctx, op.done); err != nil {
+				return nil, m.waitErr(c, id, err)
+			}
+		case inst.run != nil:
+			lease := m.leaseLocked(inst, inst.run)
+			lease.coldStart = coldStart
+			m.mu.Unlock()
+			return lease, nil
+		default:
+			if err := m.admitAutoStartLocked(inst); err != nil {
+				m.mu.Unlock()
+				return nil, err
+			}
+			op := m.beginStartLocked(inst, startRequest{})
+			op.waiters++
+			coldStart = true
+			m.mu.Unlock()
+			if err := waitFor(ctx, op.done); err != nil {
+				return nil, m.waitErr(c, id, err)
+			}
+			if op.err != nil {
+				return nil, op.err
+			}
+			starts++
+		}
+	}
+	return nil, &NoInstanceError{Err: fmt.Errorf("container %q instance %q was stopped each time it became ready", c.Name, id)}
+}
+
+func (m *Manager) waitErr(c *config.Container, id string, err error) error {
+	return fmt.Errorf("waiting for container %q instance %q: %w", c.Name, id, err)
+}
+
+// admitAutoStartLocked refuses a start triggered by traffic while the
+// instance is in crash backoff or the container is at maxInstances.
+func (m *Manager) admitAutoStartLocked(inst *instance) error {
+	if now := m.clock.Now(); now.Before(inst.backoffUntil) {
+		return &StartError{
+			Container: inst.cfg.Name, Instance: inst.id, Retryable: true,
+			Err: fmt.Errorf("container %q instance %q crashed %d times in a row within %s of starting; next start allowed in %s",
+				inst.cfg.Name, inst.id, inst.crashes, crashWindow, inst.backoffUntil.Sub(now).Round(time.Millisecond)),
+		}
+	}
+	return m.checkCapacityLocked(inst.cfg)
+}
+
+// checkCapacityLocked enforces maxInstances: instances starting, running or
+// stopping count; other containers are not affected.
+func (m *Manager) checkCapacityLocked(c *config.Container) error {
+	if c.MaxInstances <= 0 {
+		return nil
+	}
+	n := 0
+	for _, inst := range m.instances[c.Name] {
+		if inst.occupiesSlot() {
+			n++
+		}
+	}
+	if n >= c.MaxInstances {
+		return &CapacityError{Container: c.Name, Max: c.MaxInstances}
+	}
+	return nil
+}
+
+func (m *Manager) leaseLocked(inst *instance, r *run) *Lease {
+	r.inFlight++
+	if r.idleTimer != nil {
+		r.idleTimer.Stop()
+	}
+	r.lastActivity.Store(m.clock.Now().UnixNano())
+	return &Lease{m: m, inst: inst, run: r}
+}
+
+func (m *Manager) release(l *Lease) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := l.run
+	r.inFlight--
+	r.lastActivity.Store(m.clock.Now().UnixNano())
+	if r.inFlight == 0 && l.inst.run == r && l.inst.status == StatusHealthy {
+		m.armIdleLocked(l.inst, r, m.sleepAfter(l.inst.cfg))
+	}
+}
+
+func (m *Manager) sleepAfter(c *config.Container) time.Duration {
+	if c.SleepAfter > 0 {
+		return c.SleepAfter
+	}
+	return config.DefaultSleepAfter
+}
+
+// armIdleLocked (re)arms r's idle timer to fire after d. The callback
+// carries r's generation and re-checks everything when it fires.
+func (m *Manager) armIdleLocked(inst *instance, r *run, d time.Duration) {
+	if r.idleTimer != nil {
+		r.idleTimer.Reset(d)
+		return
+	}
+	gen := r.gen
+	r.idleTimer = m.clock.AfterFunc(d, func() { m.onIdle(inst, gen) })
+}
+
+// onIdle stops the instance when it has been idle for sleepAfter. Activity
+// since the timer was armed (Touch, RenewActivity) only moved lastActivity,
+// so the timer re-arms itself for the remaining time.
+func (m *Manager) onIdle(inst *instance, gen uint64) {
+	m.mu.Lock()
+	r := inst.run
+	if m.shuttingDown || r == nil || r.gen != gen || r.ended || inst.status != StatusHealthy || r.inFlight > 0 {
+		m.mu.Unlock()
+		return
+	}
+	sleepAfter := m.sleepAfter(inst.cfg)
+	if idle := m.clock.Now().Sub(r.lastActive()); idle < sleepAfter {
+		r.idleTimer.Reset(sleepAfter - idle)
+		m.mu.Unlock()
+		return
+	}
+	op := m.beginStopLocked(inst, r, stopCause{event: eventSleep, message: "idle for " + sleepAfter.String(), signal: "SIGTERM"})
+	m.bg.Add(1) // shuttingDown is false: see Manager.bg
+	m.mu.Unlock()
+	defer m.bg.Done()
+	m.emit(op.evt)
+	m.executeStop(op)
+}
+
+// onHardTimeout stops the run that armed it, whatever its activity
+// (Lunora's onHardTimeoutExpired): ignored for another generation or a run
+// that is no longer running.
+func (m *Manager) onHardTimeout(inst *instance, gen uint64) {
+	m.mu.Lock()
+	r := inst.run
+	if m.shuttingDown || r == nil || r.gen != gen || r.ended ||
+		(inst.status != StatusRunning && inst.status != StatusHealthy) {
+		m.mu.Unlock()
+		return
+	}
+	// During the readiness gate this also fails the start: the prober
+	// watches r.done.
+	op := m.beginStopLocked(inst, r, stopCause{event: eventStop, message: "hard timeout reached", signal: "SIGTERM"})
+	m.bg.Add(1) // shuttingDown is false: see Manager.bg
+	m.mu.Unlock()
+	defer m.bg.Done()
+	m.emit(op.evt)
+	m.executeStop(op)
+}
+
+// Lease is held by the caller for one proxied request or WebSocket. It pins
+// one run: Done closes when that run ends.
+type Lease struct {
+	m         *Manager
+	inst      *instance
+	run       *run
+	coldStart bool
+	released  atomic.Bool
+}
+
+// ColdStart reports whether the Acquire that made this lease waited for
+// the instance to start (the router counts those).
+func (l *Lease) ColdStart() bool { return l.coldStart }
+
+// Instance returns the instance id.
+func (l *Lease) Instance() string { return l.inst.id }
+
+// Generation returns the run's generation.
+func (l *Lease) Generation() uint64 { return l.run.gen }
+
+// DefaultPort is the port a request without cf-container-target-port goes
+// to: defaultPort, else the first required port, else the first published
+// port (0 when there is none).
+func (l *Lease) DefaultPort() int {
+	c := l.inst.cfg
+	if c.DefaultPort != 0 {
+		return c.DefaultPort
+	}
+	if len(c.RequiredPorts) > 0 {
+		return c.RequiredPorts[0]
+	}
+	if ports := l.Ports(); len(ports) > 0 {
+		return ports[0]
+	}
+	return 0
+}
+
+// Addr returns "127.0.0.1:NNNNN" for a published container port.
+func (l *Lease) Addr(port int) (string, bool) {
+	addr, ok := l.run.ports[port]
+	return addr, ok
+}
+
+// Ports lists the published container ports, sorted.
+func (l *Lease) Ports() []int {
+	return slices.Sorted(maps.Keys(l.run.ports))
+}
+
+// Touch records activity (bytes moved on a stream or WebSocket) and so
+// renews the idle clock. Lock-free: it is called for every chunk.
+func (l *Lease) Touch() {
+	l.run.lastActivity.Store(l.m.clock.Now().UnixNano())
+}
+
+// Release ends the lease; it is idempotent. The last release of a run
+// starts its idle clock.
+func (l *Lease) Release() {
+	if l.released.CompareAndSwap(false, true) {
+		l.m.release(l)
+	}
+}
+
+// Done is closed when the leased run ends (stop, exit, sleep, destroy).
+func (l *Lease) Done() <-chan struct{} { return l.run.done }
