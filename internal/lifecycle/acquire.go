@@ -138,11 +138,17 @@ func (m *Manager) release(l *Lease) {
 	}
 }
 
+// minSleepAfter is the shortest idle time before an instance sleeps.
+// `sleepAfter: 0s` (Lunora accepts it) means "sleep as soon as idle", but
+// Cloudflare only checks idleness from an alarm, never in the instant a start
+// completes; the floor gives the requests held by a cold start time to take
+// their leases instead of finding the instance stopping.
+const minSleepAfter = time.Second
+
+// sleepAfter is c's idle time before sleeping. config.Load always sets it
+// (10m by default), so 0 here was written as "0s".
 func (m *Manager) sleepAfter(c *config.Container) time.Duration {
-	if c.SleepAfter > 0 {
-		return c.SleepAfter
-	}
-	return config.DefaultSleepAfter
+	return max(c.SleepAfter, minSleepAfter)
 }
 
 // armIdleLocked (re)arms r's idle timer to fire after d. The callback

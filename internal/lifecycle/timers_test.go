@@ -225,3 +225,30 @@ func TestStartTimeoutGivesNoInstanceError(t *testing.T) {
 		t.Fatalf("error event = %+v", e)
 	}
 }
+
+// "0s" is a valid sleepAfter (Lunora's grammar): the instance sleeps as soon
+// as it is idle, not after the 10m default.
+func TestSleepAfterZeroSleepsAsSoonAsIdle(t *testing.T) {
+	c := testContainer("web")
+	c.SleepAfter = 0
+	h := newHarness(t, harnessOptions{}, c)
+	l := h.acquire("web", "a")
+	h.waitEvent("a", events.Start)
+
+	h.clk.Advance(time.Hour)
+	if s := h.status("web", "a"); s != StatusHealthy {
+		t.Fatalf("slept with a lease held: %q", s)
+	}
+	l.Release()
+	h.clk.Advance(minSleepAfter - time.Millisecond)
+	if s := h.status("web", "a"); s != StatusHealthy {
+		t.Fatalf("slept before the %s floor: %q", minSleepAfter, s)
+	}
+	h.clk.Advance(time.Millisecond)
+	if s := h.status("web", "a"); s != StatusStopped {
+		t.Fatalf("status %s after the last request = %q, want stopped", minSleepAfter, s)
+	}
+	if e := h.waitEvent("a", events.Sleep); e.Message != "idle for 1s" {
+		t.Fatalf("sleep message = %q", e.Message)
+	}
+}

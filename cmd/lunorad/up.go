@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/lunora/lunorad/internal/config"
+	"github.com/lunora/lunorad/internal/daemon"
+)
+
+func upCmd() *cobra.Command {
+	var (
+		configPath      string
+		listen          string
+		logFormat       string
+		logLevel        string
+		noLimits        bool
+		stopGrace       time.Duration
+		readyTimeout    time.Duration
+		shutdownTimeout time.Duration
+		pprofAddr       string
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the daemon on a config file and serve until Ctrl-C",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+
+			cfg, secrets, err := loadConfig(configPath, log)
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if pprofAddr != "" {
+				if err := servePprof(ctx, pprofAddr, log); err != nil {
+					return err
+				}
+			}
+			go func() {
+				// A second Ctrl-C while shutting down means "now": containers may be left
+				// behind, and the next `up` (or `down`) removes them.
+				<-ctx.Done()
+				stop()
+				again := make(chan os.Signal, 1)
+				signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+				<-again
+				log.Warn("second signal: exiting without cleanup; run `lunorad down` to remove containers")
+				os.Exit(130)
+			}()
+
+			return daemon.Run(ctx, daemon.Options{
+				Config:          cfg,
+				Logger:          log,
+				Secrets:         secrets,
+				StopGrace:       stopGrace,
+				ReadyTimeout:    readyTimeout,
+				ShutdownTimeout: shutdownTimeout,
+				NoLimits:        noLimits,
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&configPath, "config", "c", config.DefaultFileName, "config file (YAML or JSON)")
+	f.StringVar(&listen, "listen", "", "address to serve on, overriding `listen:` in the config")
+	f.StringVar(&logFormat, "log-format", "console", "log format: console or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.BoolVar(&noLimits, "no-limits", false, "do not apply instanceType CPU and memory limits (for slow machines)")
+	f.DurationVar(&stopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
+	f.DurationVar(&readyTimeout, "ready-timeout", 30*time.Second, "readiness deadline for required ports and readyOn checks")
+	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish after Ctrl-C")
+	f.StringVar(&pprofAddr, "pprof", "", "serve Go's pprof endpoints on this address (e.g. 127.0.0.1:6060); off by default")
+	return cmd
+}
+
+func newLogger(format, level string) (*zap.Logger, error) {
+	lvl, err := zap.ParseAtomicLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	var cfg zap.Config
+	switch format {
+	case "console":
+		cfg = zap.NewDevelopmentConfig()
+		cfg.Development = false
+		cfg.DisableStacktrace = true
+		cfg.EncoderConfig.EncodeTime = zapcoreTimeOnly
+	case "json":
+		cfg = zap.NewProductionConfig()
+		cfg.Sampling = nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: use console or json", format)
+	}
+	cfg.Level = lvl
+	cfg.DisableCaller = true
+	return cfg.Build()
+}
