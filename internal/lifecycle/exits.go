@@ -57,20 +57,26 @@ func (m *Manager) containerExitedLocked(inst *instance, r *run, ex Exit) events.
 	m.endRunLocked(r)
 	m.forgetRunLocked(inst, r)
 	inst.leftover = r.containerID
-	inst.exitCode = ex.ExitCode
+	return m.recordExitLocked(inst, r.startedAt, ex.ExitCode, ex.OOMKilled)
+}
+
+// recordExitLocked makes inst stopped_with_code, counts an exit this soon
+// after startedAt towards the crash backoff, and returns the stop event.
+func (m *Manager) recordExitLocked(inst *instance, startedAt time.Time, exitCode int, oomKilled bool) events.Event {
+	inst.exitCode = exitCode
 	m.setStatusLocked(inst, StatusStoppedWithCode)
 
 	now := m.clock.Now()
-	if now.Sub(r.startedAt) < crashWindow {
+	if now.Sub(startedAt) < crashWindow {
 		inst.crashes++
 		inst.backoffUntil = now.Add(crashBackoff(inst.crashes))
 	} else {
 		inst.crashes = 0
 		inst.backoffUntil = time.Time{}
 	}
-	msg := fmt.Sprintf("container exited (exit %d)", ex.ExitCode)
-	if ex.OOMKilled {
-		msg = fmt.Sprintf("out of memory: killed (exit %d)", ex.ExitCode)
+	msg := fmt.Sprintf("container exited (exit %d)", exitCode)
+	if oomKilled {
+		msg = fmt.Sprintf("out of memory: killed (exit %d)", exitCode)
 	}
 	return m.eventLocked(inst, eventStop, events.LevelInfo, msg)
 }

@@ -293,7 +293,7 @@ func (m *Manager) finishStart(ctx context.Context, inst *instance, op *startOp, 
 		// The gate passed, but the run ended at the same moment.
 		stage, err = stageGate, errStoppedWhileStarting
 	}
-	var evt events.Event
+	var evt, exitEvt events.Event
 	teardown := ""
 	if err == nil {
 		m.setStatusLocked(inst, StatusHealthy)
@@ -308,6 +308,9 @@ func (m *Manager) finishStart(ctx context.Context, inst *instance, op *startOp, 
 		}
 		evt = m.eventLocked(inst, eventStart, events.LevelInfo, msg)
 	} else {
+		// A container that died before Run returned exited like any other.
+		var exited *RunExitedError
+		runExited := r == nil && errors.As(err, &exited)
 		err = m.classifyStartErr(ctx, inst, r, stage, err)
 		if reportable(ctx) {
 			evt = m.eventLocked(inst, eventError, events.LevelError, err.Error())
@@ -318,6 +321,8 @@ func (m *Manager) finishStart(ctx context.Context, inst *instance, op *startOp, 
 			m.endRunLocked(r)
 			m.setStatusLocked(inst, StatusStopping)
 			teardown = r.containerID
+		case runExited:
+			exitEvt = m.recordExitLocked(inst, op.began, exited.ExitCode, exited.OOMKilled)
 		case r == nil:
 			m.setStatusLocked(inst, StatusStopped)
 		}
@@ -327,6 +332,7 @@ func (m *Manager) finishStart(ctx context.Context, inst *instance, op *startOp, 
 		m.completeStartLocked(inst, op, err)
 	}
 	m.mu.Unlock()
+	m.emit(exitEvt)
 	m.emit(evt)
 	if teardown == "" {
 		return
@@ -406,6 +412,10 @@ func (m *Manager) classifyStartErr(ctx context.Context, inst *instance, r *run, 
 	case stageRun:
 		if errors.As(err, &build) {
 			return final(err)
+		}
+		var exited *RunExitedError
+		if errors.As(err, &exited) {
+			return final(&exitedError{code: exited.ExitCode})
 		}
 		return retryable(fmt.Errorf("creating container: %w", err))
 	default:

@@ -139,10 +139,21 @@ func (m *Manager) Destroy(ctx context.Context, container, id string) error {
 }
 
 func (m *Manager) stop(ctx context.Context, c *config.Container, id string, cause stopCause) error {
-	for {
+	// gen is the instance's latest run when the call began. The loop goes
+	// round after waiting for a stop or a start to end; a start that began
+	// since then (a request arriving once the stop finished) is a new run
+	// that this call must leave alone.
+	var gen uint64
+	for first := true; ; first = false {
 		m.mu.Lock()
 		inst := m.lookupLocked(c.Name, id)
 		if inst == nil {
+			m.mu.Unlock()
+			return nil
+		}
+		if first {
+			gen = inst.gen
+		} else if inst.gen != gen {
 			m.mu.Unlock()
 			return nil
 		}

@@ -32,6 +32,10 @@
 //     are SSE, chunked or larger than one 32 KiB copy buffer; a smaller
 //     fixed-length body is written once, at its end (the per-response flush
 //     timer of FlushInterval -1 costs a third of the warm-path throughput).
+//   - A WebSocket whose container side ends without a close frame (the
+//     container died or its instance stopped) gets one sent to the client
+//     at a frame boundary: 1000, as Cloudflare's library turns the 1006 the
+//     client would see into 1000, or 1001 when lunorad shuts down.
 //   - /healthz answers 503 {"status":"draining"} once Drain was called, so a
 //     supervisor sees the daemon is on its way out.
 package router

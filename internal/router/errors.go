@@ -126,7 +126,7 @@ func proxyFailure(clientCtx, attemptCtx context.Context, err error) failure {
 		return failure{status: http.StatusInternalServerError, body: prefixProxyError + err.Error(), retryable: true, err: err}
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.EPIPE) {
+		errors.Is(err, syscall.EPIPE) || isServerClosedIdle(err) {
 		// The connection dropped after the request was sent and before any
 		// response byte: the container died mid-request.
 		return failure{status: http.StatusInternalServerError, body: bodyDisconnected, retryable: true, err: err}
@@ -213,6 +213,23 @@ func controlError(err error) *apiError {
 	default:
 		return &apiError{status: http.StatusInternalServerError, code: codeInternal, message: err.Error()}
 	}
+}
+
+// serverClosedIdleText is the text of net/http's unexported
+// errServerClosedIdle, which the transport returns for an EOF before the
+// first response byte instead of io.EOF. Docker's userland proxy accepts the
+// connection and closes it that way when the container behind it has died.
+const serverClosedIdleText = "http: server closed idle connection"
+
+// isServerClosedIdle reports whether err is, or wraps, errServerClosedIdle;
+// the text is the only handle net/http gives on it.
+func isServerClosedIdle(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == serverClosedIdleText {
+			return true
+		}
+	}
+	return false
 }
 
 // isDialError reports whether err happened while connecting, before any

@@ -119,7 +119,7 @@ func modifyResponse(res *http.Response) error {
 	switch {
 	case res.StatusCode == http.StatusSwitchingProtocols:
 		if rwc, ok := res.Body.(io.ReadWriteCloser); ok {
-			res.Body = &touchConn{ReadWriteCloser: rwc, toucher: toucher{lease: a.lease, clock: a.clock}}
+			res.Body = withWebSocketClose(res, &touchConn{ReadWriteCloser: rwc, toucher: toucher{lease: a.lease, clock: a.clock}})
 		}
 	case res.Body != nil && res.Body != http.NoBody:
 		res.Body = &touchBody{ReadCloser: res.Body, toucher: toucher{lease: a.lease, clock: a.clock}}

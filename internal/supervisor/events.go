@@ -184,9 +184,30 @@ func (w *exitWatcher) fresh(m events.Message) bool {
 	return true
 }
 
-// inspectOOM asks the engine whether the container was OOM-killed; a
-// container already removed reads as not OOM-killed.
+// oomSettle is how long a 137 exit with no oom event is re-checked: on
+// Engine 20.10 containerd's OOM and exit notifications are handled
+// concurrently, so die can come before oom and before State.OOMKilled is set.
+const (
+	oomSettleTries    = 4
+	oomSettleInterval = 75 * time.Millisecond
+)
+
+// inspectOOM asks the engine whether the container was OOM-killed, asking
+// again for a moment while the answer is no (see oomSettle); a container
+// already removed reads as not OOM-killed at once.
 func (w *exitWatcher) inspectOOM(ctx context.Context, id string) bool {
+	for try := 0; ; try++ {
+		killed, gone := w.inspectOOMOnce(ctx, id)
+		if killed || gone || try == oomSettleTries-1 {
+			return killed
+		}
+		if clock.Sleep(ctx, w.d.clock, oomSettleInterval) != nil {
+			return false
+		}
+	}
+}
+
+func (w *exitWatcher) inspectOOMOnce(ctx context.Context, id string) (killed, gone bool) {
 	ictx, cancel := w.d.callCtx(ctx)
 	defer cancel()
 	insp, err := w.d.api.ContainerInspect(ictx, id)
@@ -194,9 +215,9 @@ func (w *exitWatcher) inspectOOM(ctx context.Context, id string) bool {
 		if !cerrdefs.IsNotFound(err) && !errors.Is(err, context.Canceled) {
 			w.log.Debug("cannot inspect a dead container for OOM", zap.String("id", shortID(id)), zap.Error(err))
 		}
-		return false
+		return false, true
 	}
-	return insp.State != nil && insp.State.OOMKilled
+	return insp.State != nil && insp.State.OOMKilled, false
 }
 
 // formatSince renders a UnixNano time the way the events API takes it.

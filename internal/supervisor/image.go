@@ -85,18 +85,40 @@ func (d *Docker) sharedImage(ctx context.Context, key string, fn func(context.Co
 }
 
 // buildDockerfile tars the context, and builds it unless the same inputs were
-// built before in this run and the image still exists.
+// built before in this run and the image still exists. When no file of the
+// context changed since the last tar (snapshotContext), the tar is skipped.
 func (d *Docker) buildDockerfile(ctx context.Context, c *config.Container) (string, error) {
+	tags := []string{buildTag(c.Name), scopedBuildTag(d.configID, c.Name)}
+	key := c.Name + "\x00" + c.Image.BuildContext + "\x00" + c.Image.DockerfilePath
+	snapshot, trusted := snapshotContext(c.Image.BuildContext, c.Image.DockerfilePath, d.racyWindow)
+	if trusted {
+		d.mu.Lock()
+		prev := d.built[key]
+		d.mu.Unlock()
+		if prev.snapshot == snapshot {
+			digest := buildDigest(prev.contextDigest, prev.dockerfile, tags, c.BuildArgs)
+			if id, ok := d.cachedBuild(ctx, key, digest); ok {
+				d.log.Debug("build context untouched; reusing image", zap.String("container", c.Name), zap.String("image", id))
+				return id, nil
+			}
+		}
+	} else {
+		snapshot = ""
+	}
+
 	bc, err := prepareBuildContext(c.Image.BuildContext, c.Image.DockerfilePath)
 	if err != nil {
 		return "", &lifecycle.BuildError{Container: c.Name, Err: err}
 	}
 	defer bc.Close()
 
-	tags := []string{buildTag(c.Name), scopedBuildTag(d.configID, c.Name)}
 	digest := buildDigest(bc.digest, bc.dockerfile, tags, c.BuildArgs)
-	key := c.Name + "\x00" + c.Image.BuildContext + "\x00" + c.Image.DockerfilePath
+	built := builtImage{digest: digest, contextDigest: bc.digest, dockerfile: bc.dockerfile, snapshot: snapshot}
 	if id, ok := d.cachedBuild(ctx, key, digest); ok {
+		built.imageID = id
+		d.mu.Lock()
+		d.built[key] = built // same image, fresher snapshot
+		d.mu.Unlock()
 		d.log.Debug("build context unchanged; reusing image", zap.String("container", c.Name), zap.String("image", id))
 		return id, nil
 	}
@@ -138,8 +160,9 @@ func (d *Docker) buildDockerfile(ctx context.Context, c *config.Container) (stri
 		}
 		id = insp.ID
 	}
+	built.imageID = id
 	d.mu.Lock()
-	d.built[key] = builtImage{digest: digest, imageID: id}
+	d.built[key] = built
 	d.mu.Unlock()
 	log.Info("image built", zap.String("image", id), zap.Strings("tags", tags), zap.Duration("took", time.Since(began)))
 	return id, nil

@@ -202,6 +202,11 @@ func (d *Docker) startAndInspect(ctx context.Context, id string, ports []int) (l
 		return lifecycle.Running{}, fmt.Errorf("inspecting container %s: %w", shortID(id), err)
 	}
 	running := runningFromInspect(insp)
+	if insp.State != nil && (insp.State.Status == container.StateExited || insp.State.Status == container.StateDead) {
+		// The app died at once: an exit for lifecycle's crash handling,
+		// not a port the engine failed to publish.
+		return lifecycle.Running{}, &lifecycle.RunExitedError{ContainerID: id, ExitCode: insp.State.ExitCode, OOMKilled: insp.State.OOMKilled}
+	}
 	for _, p := range ports {
 		if _, ok := running.Ports[p]; !ok {
 			return lifecycle.Running{}, fmt.Errorf("container %s: port %d/tcp was not published on %s (is the container still running?)", shortID(id), p, publishHostIP)

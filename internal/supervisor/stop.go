@@ -135,15 +135,45 @@ func (d *Docker) Remove(ctx context.Context, containerID string) error {
 	return nil
 }
 
-// removeContainer force-removes a container with its anonymous volumes.
-// NotFound (already gone) and Conflict (a removal already in progress)
-// count as done.
+// removeContainer force-removes a container with its anonymous volumes and
+// returns once it is gone. NotFound counts as done. Conflict means another
+// removal is in progress (a Destroy racing a Stop, say): it is waited for,
+// so that no caller reports a container removed while it still exists and
+// still holds its name.
 func (d *Docker) removeContainer(ctx context.Context, id string) error {
 	err := d.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-	if err != nil && !gone(err) {
+	switch {
+	case err == nil, cerrdefs.IsNotFound(err):
+		return nil
+	case cerrdefs.IsConflict(err):
+		return d.waitRemoved(ctx, id)
+	default:
 		return err
 	}
-	return nil
+}
+
+// waitRemoved waits until a removal already in progress has removed id.
+func (d *Docker) waitRemoved(ctx context.Context, id string) error {
+	removed, waitErr := d.api.ContainerWait(ctx, id, container.WaitConditionRemoved)
+	select {
+	case <-removed:
+	case err := <-waitErr:
+		if !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("waiting for the removal already in progress: %w", err)
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the removal already in progress: %w", ctx.Err())
+	}
+	// The wait also ends when that removal failed: check the container is gone.
+	_, err := d.api.ContainerInspect(ctx, id)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking the removal already in progress: %w", err)
+	default:
+		return errors.New("another removal of the container failed; it still exists")
+	}
 }
 
 // gone reports errors that mean the container no longer needs handling.

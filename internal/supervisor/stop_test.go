@@ -132,6 +132,16 @@ func TestRemove(t *testing.T) {
 		}
 		return nil
 	}}
+	// "busy" is being removed by another call, which finishes: Remove waits
+	// for it and then finds the container gone.
+	f.containerWait = func(ctx context.Context, id string) (<-chan container.WaitResponse, <-chan error) {
+		removed := make(chan container.WaitResponse, 1)
+		removed <- container.WaitResponse{}
+		return removed, make(chan error)
+	}
+	f.containerInspect = func(ctx context.Context, id string) (container.InspectResponse, error) {
+		return container.InspectResponse{}, cerrdefs.ErrNotFound
+	}
 	d, _ := newFakeDocker(t, f, Options{})
 	for _, id := range []string{"ok", "gone", "busy"} {
 		if err := d.Remove(context.Background(), id); err != nil {

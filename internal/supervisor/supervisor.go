@@ -119,6 +119,8 @@ type Docker struct {
 	cancelBuild context.CancelFunc
 
 	clampWarn sync.Once
+	// racyWindow: see defaultRacyWindow (tests shorten it).
+	racyWindow time.Duration
 
 	// mu guards built.
 	mu sync.Mutex
@@ -131,6 +133,12 @@ type Docker struct {
 type builtImage struct {
 	digest  string // content hash of the tarred context and build inputs
 	imageID string
+	// contextDigest and dockerfile are the tar's hash and the Dockerfile's
+	// name in it; snapshot is snapshotContext's fingerprint taken before
+	// that tar was made ("" when it was not trustworthy).
+	contextDigest string
+	dockerfile    string
+	snapshot      string
 }
 
 // EngineUnreachableError is returned by New when the Docker Engine does not
@@ -179,6 +187,7 @@ func newDocker(ctx context.Context, api engine, opts Options) (*Docker, error) {
 		callTimeout:   opts.CallTimeout,
 		limitsEnabled: opts.LimitsEnabled,
 		built:         map[string]builtImage{},
+		racyWindow:    defaultRacyWindow,
 	}
 	if d.log == nil {
 		d.log = zap.NewNop()

@@ -13,6 +13,11 @@
 //	NEVER_READY=1         GET /ready always answers 503
 //	IGNORE_SIGTERM=1      SIGTERM is ignored (only SIGKILL stops the server)
 //	INSTANCE              echoed back as "instance" by the echo route
+//	EXIT_AFTER_MS         exit this long after the process started, whatever it is doing
+//	EXIT_CODE             the code of that exit (default 1)
+//
+// GET /stats describes what the server has seen so far (see statsReport), so
+// tests can prove which requests reached the app, and when.
 package main
 
 import (
@@ -35,11 +40,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
 var started = time.Now()
+
+// seen is what GET /stats reports.
+var seen = newStats()
 
 func main() {
 	if os.Getenv("IGNORE_SIGTERM") == "1" {
@@ -49,9 +58,16 @@ func main() {
 	if os.Getenv("IGNORE_SIGTERM") != "1" {
 		signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	}
+	if os.Getenv("EXIT_AFTER_MS") != "" {
+		code, err := strconv.Atoi(os.Getenv("EXIT_CODE"))
+		if err != nil {
+			code = 1
+		}
+		time.AfterFunc(envMillis("EXIT_AFTER_MS"), func() { os.Exit(code) })
+	}
 
 	time.Sleep(envMillis("START_DELAY_MS"))
-	mux := routes()
+	mux := seen.record(routes())
 	servers := []*http.Server{serve(envOr("PORT", "8080"), mux)}
 	if second := os.Getenv("SECOND_PORT"); second != "" {
 		time.Sleep(envMillis("SECOND_PORT_DELAY_MS"))
@@ -72,6 +88,7 @@ func serve(port string, h http.Handler) *http.Server {
 	if err != nil {
 		log.Fatalf("listen on %s: %v", port, err)
 	}
+	seen.listening(port)
 	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -140,10 +157,128 @@ func routes() *http.ServeMux {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		seen.ready()
 		fmt.Fprint(w, "ready")
 	})
 	mux.HandleFunc("/live", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "live") })
+	// /args shows the command line the process runs with (argv[0] included),
+	// so tests can see an entrypoint that replaced the image's.
+	mux.HandleFunc("/args", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, os.Args) })
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, seen.report()) })
 	return mux
+}
+
+// probeUserAgent marks lunorad's readiness probes, which tests tell apart
+// from proxied traffic.
+const probeUserAgent = "lunorad-readiness"
+
+// stats counts requests per path. Memory stays bounded by the number of
+// distinct paths, so long-running tests that never read it pay nothing.
+type stats struct {
+	// mu guards every field below.
+	mu              sync.Mutex
+	listeningAt     map[string]float64
+	readyAt         *float64 // when GET /ready first answered 200
+	firstNonProbeAt *float64 // when the first request that was not a probe came
+	paths           map[string]*pathStats
+}
+
+// pathStats is one path's entry in GET /stats. Times are milliseconds since
+// the process started.
+type pathStats struct {
+	Count   int            `json:"count"`
+	Probes  int            `json:"probes"` // requests with User-Agent lunorad-readiness
+	FirstAt float64        `json:"firstAtMs"`
+	LastAt  float64        `json:"lastAtMs"`
+	Hosts   map[string]int `json:"hosts"`
+	Ports   map[string]int `json:"ports"` // by the local port the request came in on
+}
+
+// statsReport is the body of GET /stats. Times are milliseconds since the
+// process started; a time that has not happened yet is absent.
+type statsReport struct {
+	ListeningAt     map[string]float64    `json:"listeningAtMs"`
+	ReadyAt         *float64              `json:"readyAtMs,omitempty"`
+	FirstNonProbeAt *float64              `json:"firstNonProbeAtMs,omitempty"`
+	Paths           map[string]*pathStats `json:"paths"`
+}
+
+func newStats() *stats {
+	return &stats{listeningAt: map[string]float64{}, paths: map[string]*pathStats{}}
+}
+
+func sinceStart() float64 { return float64(time.Since(started).Microseconds()) / 1000 }
+
+func (s *stats) listening(port string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listeningAt[port] = sinceStart()
+}
+
+func (s *stats) ready() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readyAt == nil {
+		t := sinceStart()
+		s.readyAt = &t
+	}
+}
+
+// record counts every request but GET /stats itself, before h serves it.
+func (s *stats) record(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/stats" {
+			s.count(r)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *stats) count(r *http.Request) {
+	port := ""
+	if addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		_, port, _ = net.SplitHostPort(addr.String())
+	}
+	probe := r.UserAgent() == probeUserAgent
+	now := sinceStart()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.paths[r.URL.Path]
+	if p == nil {
+		p = &pathStats{FirstAt: now, Hosts: map[string]int{}, Ports: map[string]int{}}
+		s.paths[r.URL.Path] = p
+	}
+	p.Count++
+	p.LastAt = now
+	p.Hosts[r.Host]++
+	p.Ports[port]++
+	if probe {
+		p.Probes++
+	} else if s.firstNonProbeAt == nil {
+		s.firstNonProbeAt = &now
+	}
+}
+
+func (s *stats) report() statsReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rep := statsReport{ListeningAt: map[string]float64{}, Paths: map[string]*pathStats{}}
+	for k, v := range s.listeningAt {
+		rep.ListeningAt[k] = v
+	}
+	for k, v := range s.paths {
+		c := *v
+		c.Hosts, c.Ports = map[string]int{}, map[string]int{}
+		for h, n := range v.Hosts {
+			c.Hosts[h] = n
+		}
+		for p, n := range v.Ports {
+			c.Ports[p] = n
+		}
+		rep.Paths[k] = &c
+	}
+	rep.ReadyAt, rep.FirstNonProbeAt = s.readyAt, s.firstNonProbeAt // never written again once set
+	return rep
 }
 
 // echo answers any unknown path with a JSON description of the request.
