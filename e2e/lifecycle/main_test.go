@@ -10,10 +10,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -28,20 +26,7 @@ import (
 // imageDir is the testserver build context, made once for the package.
 var imageDir string
 
-func TestMain(m *testing.M) {
-	dir, err := daemontest.BuildTestserver()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	imageDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { daemontest.Main(m, &imageDir) }
 
 // wait is the bound on anything that involves the engine (image builds,
 // container starts and stops) on a loaded 2-core machine.

@@ -23,43 +23,12 @@ import (
 	"github.com/lunora/lunorad/internal/lifecycle"
 )
 
-// binDir holds the lunorad binary, built once by lunoradBinary.
-var (
-	binDir   string
-	binOnce  sync.Once
-	binPath  string
-	binError error
-)
-
-// lunoradBinary builds ./cmd/lunorad once for the package.
-func lunoradBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binError = os.MkdirTemp("", "lunorad-e2e-bin-")
-		if binError != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "lunorad")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "./cmd/lunorad")
-		cmd.Dir = daemontest.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binError = fmt.Errorf("go build ./cmd/lunorad: %v: %s", err, out)
-		}
-	})
-	if binError != nil {
-		t.Fatal(binError)
-	}
-	return binPath
-}
-
 // cli runs one short lunorad command and returns its combined output.
 func cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, lunoradBinary(t), args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, daemontest.Binary(t), args...).CombinedOutput()
 	return string(out), err
 }
 
@@ -96,7 +65,7 @@ func (b *lockedBuffer) String() string {
 func up(t *testing.T, cfgPath, addr string) *daemonProcess {
 	t.Helper()
 	p := &daemonProcess{logs: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(lunoradBinary(t), "up", "-c", cfgPath, "--listen", addr,
+	p.cmd = exec.Command(daemontest.Binary(t), "up", "-c", cfgPath, "--listen", addr,
 		"--log-format", "json", "--stop-grace", "2s", "--no-limits")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -200,7 +169,7 @@ func writeConfig(t *testing.T, path, yaml string) *config.Config {
 func TestDaemonRestartReadoptsItsContainers(t *testing.T) {
 	t.Parallel()
 	daemontest.RequireDocker(t)
-	lunoradBinary(t)
+	daemontest.Binary(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "lunorad.yaml")
 	addr := freeAddr(t)

@@ -28,7 +28,7 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	cmd := exec.CommandContext(ctx, lunoradBinary(t), args...)
+	cmd := exec.CommandContext(ctx, daemontest.Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	var exit *exec.ExitError
@@ -170,7 +170,7 @@ func TestUpNoLimitsAndSecretsFromTheProcessEnvironment(t *testing.T) {
 `)
 	addr := freeLoopbackAddr(t)
 	var stderr lockedBuffer
-	cmd := exec.Command(lunoradBinary(t), "up", "-c", path, "--listen", addr, "--no-limits",
+	cmd := exec.Command(daemontest.Binary(t), "up", "-c", path, "--listen", addr, "--no-limits",
 		"--log-level", "debug", "--stop-grace", "2s")
 	cmd.Env = append(os.Environ(), "CLI_SECRET="+secret)
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr

@@ -16,11 +16,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,55 +34,7 @@ import (
 // imageDir is the testserver build context, made once for the package.
 var imageDir string
 
-// binDir holds the lunorad binary once a CLI test has built it.
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := daemontest.BuildTestserver()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	imageDir = dir
-	binDir, err = os.MkdirTemp("", "lunorad-options-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.RemoveAll(binDir)
-	os.Exit(code)
-}
-
-var (
-	buildBinaryOnce sync.Once
-	binaryPath      string
-	binaryErr       error
-)
-
-// lunoradBinary builds cmd/lunorad once per test binary, so the CLI tests
-// run exactly what users run.
-func lunoradBinary(t *testing.T) string {
-	t.Helper()
-	buildBinaryOnce.Do(func() {
-		out := filepath.Join(binDir, "lunorad")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/lunorad")
-		cmd.Dir = daemontest.RepoRoot()
-		if b, err := cmd.CombinedOutput(); err != nil {
-			binaryErr = fmt.Errorf("go build ./cmd/lunorad: %v: %s", err, b)
-			return
-		}
-		binaryPath = out
-	})
-	if binaryErr != nil {
-		t.Fatal(binaryErr)
-	}
-	return binaryPath
-}
+func TestMain(m *testing.M) { daemontest.Main(m, &imageDir) }
 
 // observedLogger tees the daemon's log into the test log and into an
 // observer that keeps every entry, debug included, for assertions.

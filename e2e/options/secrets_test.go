@@ -104,7 +104,7 @@ containers:
 	// lunorad ps shows the instances, never a value.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ps, err := exec.CommandContext(ctx, lunoradBinary(t), "ps", "--addr", strings.TrimPrefix(h.Base, "http://")).CombinedOutput()
+	ps, err := exec.CommandContext(ctx, daemontest.Binary(t), "ps", "--addr", strings.TrimPrefix(h.Base, "http://")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("lunorad ps: %v: %s", err, ps)
 	}

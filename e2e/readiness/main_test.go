@@ -5,8 +5,6 @@
 package readiness_test
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/lunora/lunorad/internal/daemon/daemontest"
@@ -15,14 +13,4 @@ import (
 // imageDir is the testserver build context, made once for the package.
 var imageDir string
 
-func TestMain(m *testing.M) {
-	dir, err := daemontest.BuildTestserver()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	imageDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { daemontest.Main(m, &imageDir) }

@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,17 +25,7 @@ import (
 // imageDir is the testserver build context, made once for the package.
 var imageDir string
 
-func TestMain(m *testing.M) {
-	dir, err := daemontest.BuildTestserver()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	imageDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { daemontest.Main(m, &imageDir) }
 
 // wait bounds anything that involves the engine (builds, starts, stops) on
 // a loaded 2-core machine.

@@ -45,19 +45,26 @@ func (e *StartError) Error() string { return e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
 // BuildError: the image could not be built or found. Final until the
-// Dockerfile or context changes.
+// Dockerfile, the context or the engine's images change.
 type BuildError struct {
 	Container string
 	// Step is the Dockerfile step that failed ("Step 3/5 : RUN make"), when known.
 	Step string
-	Err  error
+	// Registry is true for a registry image that is missing and could not be
+	// pulled: nothing was being built, and the text must not say so.
+	Registry bool
+	Err      error
 }
 
 func (e *BuildError) Error() string {
-	if e.Step != "" {
+	switch {
+	case e.Registry:
+		return fmt.Sprintf("container %q: %v", e.Container, e.Err)
+	case e.Step != "":
 		return fmt.Sprintf("building image for container %q failed at %s: %v", e.Container, e.Step, e.Err)
+	default:
+		return fmt.Sprintf("building image for container %q failed: %v", e.Container, e.Err)
 	}
-	return fmt.Sprintf("building image for container %q failed: %v", e.Container, e.Err)
 }
 func (e *BuildError) Unwrap() error { return e.Err }
 

@@ -248,10 +248,10 @@ func (d *Docker) registryImage(ctx context.Context, c *config.Container) (string
 		return insp.ID, nil
 	}
 	if !cerrdefs.IsNotFound(err) {
-		return "", &lifecycle.BuildError{Container: c.Name, Err: fmt.Errorf("inspecting image %q: %w", ref, err)}
+		return "", &lifecycle.BuildError{Container: c.Name, Registry: true, Err: fmt.Errorf("inspecting image %q: %w", ref, err)}
 	}
 	if err := d.pull(ctx, ref); err != nil {
-		return "", &lifecycle.BuildError{Container: c.Name, Err: fmt.Errorf(
+		return "", &lifecycle.BuildError{Container: c.Name, Registry: true, Err: fmt.Errorf(
 			"image %q is not present on the Docker Engine and could not be pulled: %w; build it with `docker build -t %s .` or load it with `docker load`",
 			ref, err, ref)}
 	}
@@ -259,7 +259,7 @@ func (d *Docker) registryImage(ctx context.Context, c *config.Container) (string
 	insp, err = d.api.ImageInspect(ictx, ref)
 	cancel()
 	if err != nil {
-		return "", &lifecycle.BuildError{Container: c.Name, Err: fmt.Errorf("image %q was pulled but cannot be inspected: %w", ref, err)}
+		return "", &lifecycle.BuildError{Container: c.Name, Registry: true, Err: fmt.Errorf("image %q was pulled but cannot be inspected: %w", ref, err)}
 	}
 	return insp.ID, nil
 }

@@ -514,6 +514,9 @@ func TestEnsureImageRegistryAndUnsupportedKinds(t *testing.T) {
 			t.Errorf("missing image message lacks %q: %s", want, err)
 		}
 	}
+	if !be.Registry || strings.HasPrefix(err.Error(), "building image") {
+		t.Errorf("a missing registry image must not read as a failed build: %s", err)
+	}
 	if n := len(f.called("pull registry.example/missing:2")); n != 1 {
 		t.Errorf("pulled %d times, want once", n)
 	}
