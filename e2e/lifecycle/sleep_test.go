@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"bufio"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -203,4 +204,79 @@ containers:
 func servingContainer(t *testing.T, h *daemontest.Harness, id string) string {
 	t.Helper()
 	return shortID(ownedByInstance(t, h.Config)[id].ID)
+}
+
+// Idleness counts bytes, not open connections (PROTOCOL §4): a WebSocket
+// or a stream that moves nothing for sleepAfter lets its instance sleep,
+// and the sleep ends it (a WebSocket gets a 1000 close, as on a stop).
+func TestSilentStreamsLetTheInstanceSleep(t *testing.T) {
+	t.Parallel()
+	h := daemontest.Start(t, imageDir, sleepyConfig, daemontest.Options{})
+	evs := followEvents(t, h.Base)
+
+	t.Run("websocket", func(t *testing.T) {
+		url := strings.Replace(h.Base, "http://", "ws://", 1) + instancePath("web", "ws-silent") + "/fetch/ws"
+		dialed := time.Now()
+		conn, resp, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatalf("dial: %v (response %+v)", err, resp)
+		}
+		defer conn.Close()
+		// No frame either way: the only thing the client does is wait.
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
+		_, _, err = conn.ReadMessage()
+		closedAt := time.Now()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+			t.Fatalf("silent WebSocket read = %v, want a 1000 close once the instance sleeps", err)
+		}
+		sleep := evs.waitFor(t, wait, "sleep of web/ws-silent", is("web", "ws-silent", "sleep"))
+		if sleep.Message != "idle for 2s" {
+			t.Errorf("sleep message = %q", sleep.Message)
+		}
+		// Its last activity is the 101, which came after the dial began.
+		if earliest := dialed.Add(sleepAfter).UnixMilli(); sleep.TS < earliest {
+			t.Errorf("slept at %d, %dms before sleepAfter could have passed since the upgrade", sleep.TS, earliest-sleep.TS)
+		}
+		if late := closedAt.UnixMilli() - sleep.TS; late > 5000 {
+			t.Errorf("the client saw the close %dms after the sleep", late)
+		}
+		if stops := evs.matching(is("web", "ws-silent", "stop")); len(stops) != 0 {
+			t.Errorf("the sleep also emitted stop events: %+v", stops)
+		}
+	})
+
+	t.Run("sse", func(t *testing.T) {
+		// One event, then 30s of silence: far more than sleepAfter.
+		began := time.Now()
+		resp, err := http.Get(h.Base + instancePath("web", "sse-silent") + "/fetch/sse?n=2&interval_ms=30000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("sse: %d", resp.StatusCode)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		got := 0
+		for sc.Scan() { // ends when the sleep cuts the stream
+			if strings.HasPrefix(sc.Text(), "data: event ") {
+				got++
+			}
+		}
+		endedAt := time.Now()
+		if got != 1 {
+			t.Fatalf("got %d events, want the first one only (the stream must end with the sleep)", got)
+		}
+		if endedAt.Sub(began) >= 30*time.Second {
+			t.Fatalf("the silent stream ran its full 30s: the instance did not sleep under it")
+		}
+		sleep := evs.waitFor(t, wait, "sleep of web/sse-silent", is("web", "sse-silent", "sleep"))
+		if earliest := began.Add(sleepAfter).UnixMilli(); sleep.TS < earliest {
+			t.Errorf("slept at %d, %dms before sleepAfter could have passed since the stream began", sleep.TS, earliest-sleep.TS)
+		}
+		if late := endedAt.UnixMilli() - sleep.TS; late > 5000 {
+			t.Errorf("the stream ended %dms after the sleep", late)
+		}
+	})
 }

@@ -132,9 +132,35 @@ func (m *Manager) release(l *Lease) {
 	defer m.mu.Unlock()
 	r := l.run
 	r.inFlight--
+	if l.streaming {
+		r.streaming--
+	}
 	r.lastActivity.Store(m.clock.Now().UnixNano())
-	if r.inFlight == 0 && l.inst.run == r && l.inst.status == StatusHealthy {
-		m.armIdleLocked(l.inst, r, m.sleepAfter(l.inst.cfg))
+	m.armIdleIfQuietLocked(l.inst, r)
+}
+
+// markStreaming stops counting l as a request in flight. A lease already
+// released is left alone: release has counted it out.
+func (m *Manager) markStreaming(l *Lease) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l.streaming || l.released.Load() {
+		return
+	}
+	l.streaming = true
+	r := l.run
+	r.streaming++
+	// The response headers just moved: that is activity too.
+	r.lastActivity.Store(m.clock.Now().UnixNano())
+	m.armIdleIfQuietLocked(l.inst, r)
+}
+
+// armIdleIfQuietLocked starts r's idle clock once no request is in flight,
+// provided r is still the instance's current, healthy run (a lease can
+// outlive its run).
+func (m *Manager) armIdleIfQuietLocked(inst *instance, r *run) {
+	if !r.busy() && inst.run == r && inst.status == StatusHealthy {
+		m.armIdleLocked(inst, r, m.sleepAfter(inst.cfg))
 	}
 }
 
@@ -162,13 +188,15 @@ func (m *Manager) armIdleLocked(inst *instance, r *run, d time.Duration) {
 	r.idleTimer = m.clock.AfterFunc(d, func() { m.onIdle(inst, gen) })
 }
 
-// onIdle stops the instance when it has been idle for sleepAfter. Activity
-// since the timer was armed (Touch, RenewActivity) only moved lastActivity,
-// so the timer re-arms itself for the remaining time.
+// onIdle stops the instance when it has been idle for sleepAfter: no
+// request in flight and no activity for that long. Activity since the timer
+// was armed (Touch, RenewActivity) only moved lastActivity, so the timer
+// re-arms itself for the remaining time. Streaming leases still held see
+// their Done close, as on any stop.
 func (m *Manager) onIdle(inst *instance, gen uint64) {
 	m.mu.Lock()
 	r := inst.run
-	if m.shuttingDown || r == nil || r.gen != gen || r.ended || inst.status != StatusHealthy || r.inFlight > 0 {
+	if m.shuttingDown || r == nil || r.gen != gen || r.ended || inst.status != StatusHealthy || r.busy() {
 		m.mu.Unlock()
 		return
 	}
@@ -208,13 +236,16 @@ func (m *Manager) onHardTimeout(inst *instance, gen uint64) {
 }
 
 // Lease is held by the caller for one proxied request or WebSocket. It pins
-// one run: Done closes when that run ends.
+// one run: Done closes when that run ends. Until Streaming is called the
+// lease is a request in flight and the instance does not sleep.
 type Lease struct {
 	m         *Manager
 	inst      *instance
 	run       *run
 	coldStart bool
 	released  atomic.Bool
+	// streaming is guarded by Manager.mu.
+	streaming bool
 }
 
 // ColdStart reports whether the Acquire that made this lease waited for
@@ -261,8 +292,18 @@ func (l *Lease) Touch() {
 	l.run.lastActivity.Store(l.m.clock.Now().UnixNano())
 }
 
-// Release ends the lease; it is idempotent. The last release of a run
-// starts its idle clock.
+// Streaming tells the manager that the container has answered with response
+// headers (a 101 upgrade, or a body now streaming to the client): from now
+// on the lease no longer keeps the instance awake by being held, only by
+// the bytes it moves (Touch). An instance whose every held lease is
+// streaming sleeps once sleepAfter passes without activity; Done then
+// closes. It is idempotent and does nothing after Release.
+func (l *Lease) Streaming() {
+	l.m.markStreaming(l)
+}
+
+// Release ends the lease; it is idempotent. Once no request is in flight
+// (every lease left is streaming, or none is held) the idle clock starts.
 func (l *Lease) Release() {
 	if l.released.CompareAndSwap(false, true) {
 		l.m.release(l)

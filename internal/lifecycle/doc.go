@@ -10,6 +10,14 @@
 // to the instance's ports only through the Prober interface, both declared
 // in runtime.go; every timer runs on an injected clock.
 //
+// Idleness (PROTOCOL §4, sleepAfter): an instance is idle when no request
+// is in flight and no byte has moved on any of its open WebSocket or
+// streamed connections for sleepAfter. A Lease is a request in flight until
+// its holder calls Lease.Streaming (the container has answered with
+// headers); from then on only the bytes it moves (Lease.Touch) renew the
+// idle clock, so a silent WebSocket lets the instance sleep, and the sleep
+// closes its Done like any stop.
+//
 // States (PROTOCOL §3): stopped → running (a start is in progress: image,
 // container, readiness gate) → healthy (leases are granted only now) →
 // stopping (stop, sleep, hard timeout, destroy or shutdown in progress) →

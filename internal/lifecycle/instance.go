@@ -91,7 +91,12 @@ type run struct {
 	exited   bool // ended because the container exited on its own
 	exitCode int
 
+	// inFlight counts the leases held; streaming counts those among them
+	// whose response is being streamed (Lease.Streaming). Only the others
+	// are requests in flight that keep the instance awake: a stream or
+	// WebSocket does so only while bytes move on it (lastActivity).
 	inFlight  int
+	streaming int
 	idleTimer clock.Timer
 	hardTimer clock.Timer
 	// lastActivity is unix nanoseconds, atomic so that Lease.Touch, called
@@ -101,6 +106,12 @@ type run struct {
 
 func (r *run) lastActive() time.Time {
 	return time.Unix(0, r.lastActivity.Load())
+}
+
+// busy reports whether a request is in flight: a lease is held whose
+// response has not started streaming yet.
+func (r *run) busy() bool {
+	return r.inFlight > r.streaming
 }
 
 func (m *Manager) instanceLocked(c *config.Container, id string) *instance {

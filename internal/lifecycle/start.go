@@ -298,7 +298,7 @@ func (m *Manager) finishStart(ctx context.Context, inst *instance, op *startOp, 
 	if err == nil {
 		m.setStatusLocked(inst, StatusHealthy)
 		r.lastActivity.Store(m.clock.Now().UnixNano())
-		if r.inFlight == 0 {
+		if !r.busy() {
 			// Nobody may be waiting any more: the instance then idles out.
 			m.armIdleLocked(inst, r, m.sleepAfter(inst.cfg))
 		}

@@ -49,10 +49,15 @@ type fakeLease struct {
 	addrs       map[int]string
 	done        chan struct{}
 	touches     atomic.Int64
+	streamings  atomic.Int64
 	releases    atomic.Int64
 	released    chan struct{} // closed by the first Release
 	releaseOnce sync.Once
 	cold        bool
+
+	// streamingAfterRelease records a Streaming call after the first
+	// Release: the router must mark the lease while it still holds it.
+	streamingAfterRelease atomic.Bool
 }
 
 func (l *fakeLease) ColdStart() bool { return l.cold }
@@ -72,6 +77,14 @@ func (l *fakeLease) Ports() []int {
 	return ports
 }
 func (l *fakeLease) Touch() { l.touches.Add(1) }
+func (l *fakeLease) Streaming() {
+	l.streamings.Add(1)
+	select {
+	case <-l.released:
+		l.streamingAfterRelease.Store(true)
+	default:
+	}
+}
 func (l *fakeLease) Release() {
 	l.releases.Add(1)
 	l.releaseOnce.Do(func() { close(l.released) })

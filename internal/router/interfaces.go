@@ -7,8 +7,9 @@ import (
 	"github.com/lunora/lunorad/internal/lifecycle"
 )
 
-// Lease is one request's hold on a running, ready instance. While a lease is
-// held the instance counts a request in flight and does not sleep.
+// Lease is one request's hold on a running, ready instance. Until Streaming
+// is called the instance counts a request in flight and does not sleep;
+// after it, only the bytes moved (Touch) keep the instance awake.
 type Lease interface {
 	Instance() string
 	// Generation identifies the instance's current run; a new start gets a
@@ -19,6 +20,12 @@ type Lease interface {
 	// Addr returns "127.0.0.1:NNNNN" for a published container port.
 	Addr(port int) (string, bool)
 	Ports() []int
+	// Streaming says the container has answered with response headers (a
+	// 101 upgrade or a body now streaming to the client): from then on the
+	// lease no longer blocks sleeping by being held, so a silent WebSocket
+	// or stream lets the instance sleep (PROTOCOL §4), which closes Done.
+	// It is idempotent.
+	Streaming()
 	// Touch records activity: bytes moved on a stream or WebSocket.
 	Touch()
 	// Release ends the hold. It is idempotent.

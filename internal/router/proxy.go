@@ -105,8 +105,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// modifyResponse stamps the instance header, wraps the body so streamed bytes
-// keep the instance awake, and turns a retryable pool 5xx into a retry.
+// modifyResponse stamps the instance header, marks the lease streaming,
+// wraps the body so streamed bytes keep the instance awake, and turns a
+// retryable pool 5xx into a retry.
 func modifyResponse(res *http.Response) error {
 	a := attemptFrom(res.Request.Context())
 	if a.retry5xx && res.StatusCode >= 500 {
@@ -115,6 +116,10 @@ func modifyResponse(res *http.Response) error {
 	}
 	a.responded = true
 	a.status = res.StatusCode
+	// The container has answered: the request is no longer in flight. What
+	// follows (a body, a WebSocket) keeps the instance awake only while its
+	// bytes move; a short body releases the lease right after anyway.
+	a.lease.Streaming()
 	res.Header.Set(headerInstance, a.instanceHeader)
 	switch {
 	case res.StatusCode == http.StatusSwitchingProtocols:
