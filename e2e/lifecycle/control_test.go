@@ -68,7 +68,7 @@ func inspect(t *testing.T, containerID, format string) string {
 func TestStartStopDestroyOnAHealthyInstance(t *testing.T) {
 	t.Parallel()
 	h := startControlDaemon(t)
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 
 	if s := state(t, h, "web", "s"); s.Status != lifecycle.StatusStopped || s.LastChange != 0 || s.ExitCode != nil {
 		t.Errorf("never-started instance = %+v, want stopped with lastChange 0", s)
@@ -116,7 +116,7 @@ func TestStartStopDestroyOnAHealthyInstance(t *testing.T) {
 	if s := controlState(t, h, "web", "s", "stop", `{"signal":"SIGTERM"}`); s.Status != lifecycle.StatusStopped {
 		t.Errorf("stop answered %+v, want stopped", s)
 	}
-	evs.waitFor(t, wait, "stop event", func(e events.Event) bool {
+	evs.WaitFor(t, wait, "stop event", func(e events.Event) bool {
 		return is("web", "s", "stop")(e) && e.Message == "stop requested (SIGTERM)"
 	})
 	if owned := daemontest.Owned(t, h.Config); len(owned) != 0 {
@@ -145,7 +145,7 @@ func TestStartStopDestroyOnAHealthyInstance(t *testing.T) {
 	if s := controlState(t, h, "web", "s", "stop", `{"signal":15}`); s.Status != lifecycle.StatusStopped {
 		t.Errorf("stop 15 answered %+v", s)
 	}
-	if n := len(evs.matching(func(e events.Event) bool {
+	if n := len(evs.Matching(func(e events.Event) bool {
 		return is("web", "s", "stop")(e) && e.Message == "stop requested (SIGTERM)"
 	})); n != 2 {
 		t.Errorf("stop events for SIGTERM and 15 = %d, want 2", n)
@@ -160,7 +160,7 @@ func TestStartStopDestroyOnAHealthyInstance(t *testing.T) {
 	if s := controlState(t, h, "web", "s", "destroy", ""); s.Status != lifecycle.StatusStopped {
 		t.Errorf("destroy answered %+v", s)
 	}
-	evs.waitFor(t, wait, "destroy event", func(e events.Event) bool {
+	evs.WaitFor(t, wait, "destroy event", func(e events.Event) bool {
 		return is("web", "s", "stop")(e) && e.Message == "destroyed (SIGKILL)"
 	})
 	if owned := daemontest.Owned(t, h.Config); len(owned) != 0 {
@@ -238,7 +238,7 @@ func TestStopOfAContainerThatIgnoresSIGTERM(t *testing.T) {
 func TestControlCallsDuringAStart(t *testing.T) {
 	t.Parallel()
 	h := startControlDaemon(t)
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 	slowOwned := func() int {
 		n := 0
 		for _, c := range daemontest.Owned(t, h.Config) {
@@ -281,7 +281,7 @@ func TestControlCallsDuringAStart(t *testing.T) {
 			t.Errorf("%s during a start left %d containers", verb, n)
 		}
 	}
-	if errs := evs.matching(is("slow", "y", "error")); len(errs) != 0 {
+	if errs := evs.Matching(is("slow", "y", "error")); len(errs) != 0 {
 		t.Errorf("a start cancelled on purpose reported errors: %+v", errs)
 	}
 
@@ -310,7 +310,7 @@ func TestControlCallsDuringAStart(t *testing.T) {
 	if c := slowOwned(); c != 1 {
 		t.Errorf("%d concurrent starts made %d containers, want 1", n, c)
 	}
-	if starts := evs.matching(is("slow", "z", "start")); len(starts) != 1 {
+	if starts := evs.Matching(is("slow", "z", "start")); len(starts) != 1 {
 		t.Errorf("start events = %d, want 1: %+v", len(starts), starts)
 	}
 }

@@ -22,7 +22,7 @@ containers:
     image: %[1]s
     defaultPort: 8080
 `, daemontest.Options{})
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 	first := greet(t, h, "web", "c")
 
 	crash := func() time.Time {
@@ -36,7 +36,7 @@ containers:
 		return at
 	}
 	crashedAt := crash()
-	exit := evs.waitFor(t, wait, "stop event of the crash", is("web", "c", "stop"))
+	exit := evs.WaitFor(t, wait, "stop event of the crash", is("web", "c", "stop"))
 	if exit.Message != "container exited (exit 3)" || exit.Level != events.LevelInfo {
 		t.Errorf("crash event = %+v", exit)
 	}
@@ -105,7 +105,7 @@ containers:
     defaultPort: 8080
     env: {PORT: "not-a-port"}
 `, daemontest.Options{})
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 	const window = 6 * time.Second
 
 	refused := 0
@@ -120,7 +120,7 @@ containers:
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	failed := evs.matching(func(e events.Event) bool {
+	failed := evs.Matching(func(e events.Event) bool {
 		return is("crashy", "x", "error")(e) && strings.Contains(e.Message, "Container exited before we could determine the container health, exit code: 1")
 	})
 	// 1s + 2s of backoff fit in the window, 1s + 2s + 4s do not: at most 3
@@ -133,7 +133,7 @@ containers:
 	}
 	// Each exit sets the backoff for the next start, so successive exits are
 	// at least that far apart (1ms for the timestamps' truncation to ms).
-	exits := evs.matching(func(e events.Event) bool {
+	exits := evs.Matching(func(e events.Event) bool {
 		return is("crashy", "x", "stop")(e) && e.Message == "container exited (exit 1)"
 	})
 	if len(exits) != len(failed) {
@@ -164,14 +164,14 @@ containers:
     defaultPort: 8080
     instanceType: lite
 `, daemontest.Options{Limits: true})
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 	first := greet(t, h, "hog", "m")
 
 	resp, body := h.Do(t, http.MethodGet, instancePath("hog", "m")+"/fetch/oom", nil, noRetry)
 	if resp.StatusCode != http.StatusInternalServerError || body != "Container suddenly disconnected, try again" {
 		t.Fatalf("request that ran out of memory: %d %q", resp.StatusCode, body)
 	}
-	stop := evs.waitFor(t, wait, "stop event of the OOM kill", is("hog", "m", "stop"))
+	stop := evs.WaitFor(t, wait, "stop event of the OOM kill", is("hog", "m", "stop"))
 	if stop.Message != "out of memory: killed (exit 137)" {
 		t.Errorf("OOM stop event = %+v", stop)
 	}

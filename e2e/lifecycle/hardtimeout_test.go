@@ -26,7 +26,7 @@ containers:
     defaultPort: 8080
     hardTimeout: 3s
 `, daemontest.Options{})
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 	const hardTimeout = 3 * time.Second
 	path := instancePath("web", "h")
 
@@ -72,14 +72,14 @@ containers:
 		}
 	})
 
-	stop := evs.waitFor(t, wait, "hard timeout of web/h", is("web", "h", "stop"))
+	stop := evs.WaitFor(t, wait, "hard timeout of web/h", is("web", "h", "stop"))
 	if stop.Message != "hard timeout reached" || stop.Level != "info" {
 		t.Errorf("stop event = %+v, want info %q", stop, "hard timeout reached")
 	}
 	if earliest := started.Add(hardTimeout).UnixMilli(); stop.TS < earliest {
 		t.Errorf("hard timeout fired at %d, %dms before 3s had passed since the start", stop.TS, earliest-stop.TS)
 	}
-	if sleeps := evs.matching(is("web", "h", "sleep")); len(sleeps) != 0 {
+	if sleeps := evs.Matching(is("web", "h", "sleep")); len(sleeps) != 0 {
 		t.Errorf("a busy instance reported sleep: %+v", sleeps)
 	}
 	select {
@@ -111,13 +111,13 @@ containers:
 	thirdStarted := time.Now()
 	greet(t, h, "web", "h")
 	isHardTimeout := func(e events.Event) bool { return e.Message == "hard timeout reached" }
-	last := evs.waitFor(t, wait, "hard timeout of the third run", func(e events.Event) bool {
+	last := evs.WaitFor(t, wait, "hard timeout of the third run", func(e events.Event) bool {
 		return is("web", "h", "stop")(e) && isHardTimeout(e) && e.TS >= thirdStarted.UnixMilli()
 	})
 	if earliest := thirdStarted.Add(hardTimeout).UnixMilli(); last.TS < earliest {
 		t.Errorf("third run stopped at %d, %dms before its own 3s: an earlier run's timer fired", last.TS, earliest-last.TS)
 	}
-	if n := len(evs.matching(func(e events.Event) bool { return is("web", "h", "stop")(e) && isHardTimeout(e) })); n != 2 {
+	if n := len(evs.Matching(func(e events.Event) bool { return is("web", "h", "stop")(e) && isHardTimeout(e) })); n != 2 {
 		t.Errorf("hard-timeout stop events = %d, want 2 (first and third run; the second was stopped by hand)", n)
 	}
 }

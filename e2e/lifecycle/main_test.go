@@ -7,13 +7,10 @@
 package lifecycle_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,103 +105,6 @@ func ownedByInstance(t *testing.T, cfg *config.Config) map[string]lifecycle.Runn
 }
 
 func shortID(id string) string { return id[:min(12, len(id))] }
-
-// eventLog follows GET /v1/events (with the recent history replayed) and
-// keeps every event it sees, for assertions on what happened and when.
-type eventLog struct {
-	// mu guards everything that follows.
-	mu     sync.Mutex
-	events []events.Event
-	// changed is closed and replaced whenever an event arrives.
-	changed chan struct{}
-}
-
-// followEvents subscribes before the caller acts, so that nothing is missed;
-// the stream ends at test cleanup.
-func followEvents(t *testing.T, base string) *eventLog {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/events?replay=1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET /v1/events: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		cancel()
-		resp.Body.Close()
-		t.Fatalf("GET /v1/events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	l := &eventLog{changed: make(chan struct{})}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			data, ok := strings.CutPrefix(sc.Text(), "data: ")
-			if !ok {
-				continue
-			}
-			var e events.Event
-			if err := json.Unmarshal([]byte(data), &e); err != nil {
-				t.Errorf("event %q: %v", data, err)
-				continue
-			}
-			l.mu.Lock()
-			l.events = append(l.events, e)
-			close(l.changed)
-			l.changed = make(chan struct{})
-			l.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return l
-}
-
-// matching returns the events, in order, for which match holds.
-func (l *eventLog) matching(match func(events.Event) bool) []events.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []events.Event
-	for _, e := range l.events {
-		if match(e) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// waitFor returns the first event for which match holds, waiting up to timeout.
-func (l *eventLog) waitFor(t *testing.T, timeout time.Duration, what string, match func(events.Event) bool) events.Event {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		l.mu.Lock()
-		changed := l.changed
-		for _, e := range l.events {
-			if match(e) {
-				l.mu.Unlock()
-				return e
-			}
-		}
-		l.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline:
-			l.mu.Lock()
-			seen := append([]events.Event(nil), l.events...)
-			l.mu.Unlock()
-			t.Fatalf("timed out after %s waiting for event %s; saw %+v", timeout, what, seen)
-		}
-	}
-}
 
 // is matches one event type of one instance, optionally after a time.
 func is(container, id, event string) func(events.Event) bool {

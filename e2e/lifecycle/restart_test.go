@@ -220,9 +220,9 @@ func TestDaemonRestartReadoptsItsContainers(t *testing.T) {
 	}
 
 	second := up(t, cfgPath, addr)
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 	for _, id := range []string{"a", "b"} {
-		e := evs.waitFor(t, wait, "adoption of "+id, is("web", id, "start"))
+		e := evs.WaitFor(t, wait, "adoption of "+id, is("web", id, "start"))
 		if e.Message != "adopted running container "+ids[id] {
 			t.Errorf("start event of %s after restart: %+v", id, e)
 		}
@@ -250,7 +250,7 @@ func TestDaemonRestartReadoptsItsContainers(t *testing.T) {
 		t.Fatal("test setup: the edit must keep the config id and change the container's hash")
 	}
 	third := up(t, cfgPath, addr)
-	evs = followEvents(t, h.Base)
+	evs = daemontest.FollowEvents(t, h.Base)
 	newA := greet(t, h, "web", "a")
 	if newA == ids["a"] {
 		t.Fatalf("after a config change, a is still served by its old container %s", newA)
@@ -262,7 +262,7 @@ func TestDaemonRestartReadoptsItsContainers(t *testing.T) {
 		now := ownedByInstance(t, cfg)
 		return len(now) == 1 && shortID(now["a"].ID) == newA
 	})
-	if adopted := evs.matching(func(e events.Event) bool {
+	if adopted := evs.Matching(func(e events.Event) bool {
 		return e.Event == "start" && strings.HasPrefix(e.Message, "adopted")
 	}); len(adopted) != 0 {
 		t.Errorf("containers of the old config were adopted: %+v", adopted)

@@ -28,7 +28,7 @@ const sleepAfter = 2 * time.Second
 func TestIdleInstanceSleepsAndTheNextRequestGetsAFreshContainer(t *testing.T) {
 	t.Parallel()
 	h := daemontest.Start(t, imageDir, sleepyConfig, daemontest.Options{})
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 
 	lastSent := time.Now()
 	first := greet(t, h, "web", "a")
@@ -40,7 +40,7 @@ func TestIdleInstanceSleepsAndTheNextRequestGetsAFreshContainer(t *testing.T) {
 		t.Fatalf("state right after a request = %+v, want healthy", s)
 	}
 
-	sleep := evs.waitFor(t, wait, "sleep of web/a", is("web", "a", "sleep"))
+	sleep := evs.WaitFor(t, wait, "sleep of web/a", is("web", "a", "sleep"))
 	if sleep.Level != "info" || sleep.Message != "idle for 2s" || sleep.Type != "container" || sleep.Source != "lunora" {
 		t.Errorf("sleep event = %+v", sleep)
 	}
@@ -58,7 +58,7 @@ func TestIdleInstanceSleepsAndTheNextRequestGetsAFreshContainer(t *testing.T) {
 	if s.LastChange < sleep.TS {
 		t.Errorf("lastChange %d predates the sleep event %d", s.LastChange, sleep.TS)
 	}
-	if stops := evs.matching(is("web", "a", "stop")); len(stops) != 0 {
+	if stops := evs.Matching(is("web", "a", "stop")); len(stops) != 0 {
 		t.Errorf("a sleep also emitted stop events: %+v", stops)
 	}
 
@@ -70,7 +70,7 @@ func TestIdleInstanceSleepsAndTheNextRequestGetsAFreshContainer(t *testing.T) {
 	if len(owned) != 1 || shortID(owned["a"].ID) != second {
 		t.Errorf("after the wake-up request: owned %+v, greeted by %q", owned, second)
 	}
-	if n := len(evs.matching(is("web", "a", "start"))); n != 2 {
+	if n := len(evs.Matching(is("web", "a", "start"))); n != 2 {
 		t.Errorf("start events for web/a = %d, want 2 (first start and wake-up)", n)
 	}
 }
@@ -80,7 +80,7 @@ func TestIdleInstanceSleepsAndTheNextRequestGetsAFreshContainer(t *testing.T) {
 func TestOpenStreamsKeepTheInstanceAwake(t *testing.T) {
 	t.Parallel()
 	h := daemontest.Start(t, imageDir, sleepyConfig, daemontest.Options{})
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 	const held = 3 * sleepAfter
 
 	t.Run("websocket", func(t *testing.T) {
@@ -107,7 +107,7 @@ func TestOpenStreamsKeepTheInstanceAwake(t *testing.T) {
 		lastByte = time.Now()
 		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 		conn.Close()
-		sleep := evs.waitFor(t, wait, "sleep of web/ws once its WebSocket closed", is("web", "ws", "sleep"))
+		sleep := evs.WaitFor(t, wait, "sleep of web/ws once its WebSocket closed", is("web", "ws", "sleep"))
 		if earliest := lastByte.Add(sleepAfter).UnixMilli(); sleep.TS < earliest {
 			t.Errorf("slept at %d, %dms before sleepAfter had passed since the WebSocket's last frame", sleep.TS, earliest-sleep.TS)
 		}
@@ -137,14 +137,14 @@ func TestOpenStreamsKeepTheInstanceAwake(t *testing.T) {
 		if err := sc.Err(); err != nil || got != 40 {
 			t.Fatalf("stream ended after %d of 40 events: %v (the instance slept under an open stream?)", got, err)
 		}
-		evs.waitFor(t, wait, "sleep of web/sse once its stream ended", is("web", "sse", "sleep"))
+		evs.WaitFor(t, wait, "sleep of web/sse once its stream ended", is("web", "sse", "sleep"))
 	})
 }
 
 // assertAwake checks that id is still served by owner, healthy, and never slept.
-func assertAwake(t *testing.T, h *daemontest.Harness, evs *eventLog, id, owner string) {
+func assertAwake(t *testing.T, h *daemontest.Harness, evs *daemontest.EventLog, id, owner string) {
 	t.Helper()
-	if sleeps := evs.matching(is("web", id, "sleep")); len(sleeps) != 0 {
+	if sleeps := evs.Matching(is("web", id, "sleep")); len(sleeps) != 0 {
 		t.Fatalf("web/%s slept while busy: %+v", id, sleeps)
 	}
 	if s := state(t, h, "web", id); s.Status != lifecycle.StatusHealthy {
@@ -167,7 +167,7 @@ containers:
     defaultPort: 8080
     sleepAfter: 3s
 `, daemontest.Options{})
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 
 	// Renewing an instance never started answers its state and starts nothing.
 	if s := controlState(t, h, "web", "r", "renew-activity-timeout", ""); s.Status != lifecycle.StatusStopped {
@@ -185,7 +185,7 @@ containers:
 			t.Fatalf("renew answered %+v, want healthy (slept despite renewals?)", s)
 		}
 	}
-	if sleeps := evs.matching(is("web", "r", "sleep")); len(sleeps) != 0 {
+	if sleeps := evs.Matching(is("web", "r", "sleep")); len(sleeps) != 0 {
 		t.Fatalf("slept although renewed every second: %+v", sleeps)
 	}
 	if now := servingContainer(t, h, "r"); now != owner {
@@ -193,7 +193,7 @@ containers:
 	}
 	lastRenew := time.Now()
 	controlState(t, h, "web", "r", "renew-activity-timeout", "")
-	sleep := evs.waitFor(t, wait, "sleep of web/r after the renewals stopped", is("web", "r", "sleep"))
+	sleep := evs.WaitFor(t, wait, "sleep of web/r after the renewals stopped", is("web", "r", "sleep"))
 	if sleep.TS < lastRenew.Add(renewedSleepAfter).UnixMilli() {
 		t.Errorf("slept at %d, before sleepAfter had passed since the last renewal (%d)", sleep.TS, lastRenew.UnixMilli())
 	}
@@ -212,7 +212,7 @@ func servingContainer(t *testing.T, h *daemontest.Harness, id string) string {
 func TestSilentStreamsLetTheInstanceSleep(t *testing.T) {
 	t.Parallel()
 	h := daemontest.Start(t, imageDir, sleepyConfig, daemontest.Options{})
-	evs := followEvents(t, h.Base)
+	evs := daemontest.FollowEvents(t, h.Base)
 
 	t.Run("websocket", func(t *testing.T) {
 		url := strings.Replace(h.Base, "http://", "ws://", 1) + instancePath("web", "ws-silent") + "/fetch/ws"
@@ -230,7 +230,7 @@ func TestSilentStreamsLetTheInstanceSleep(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
 			t.Fatalf("silent WebSocket read = %v, want a 1000 close once the instance sleeps", err)
 		}
-		sleep := evs.waitFor(t, wait, "sleep of web/ws-silent", is("web", "ws-silent", "sleep"))
+		sleep := evs.WaitFor(t, wait, "sleep of web/ws-silent", is("web", "ws-silent", "sleep"))
 		if sleep.Message != "idle for 2s" {
 			t.Errorf("sleep message = %q", sleep.Message)
 		}
@@ -241,7 +241,7 @@ func TestSilentStreamsLetTheInstanceSleep(t *testing.T) {
 		if late := closedAt.UnixMilli() - sleep.TS; late > 5000 {
 			t.Errorf("the client saw the close %dms after the sleep", late)
 		}
-		if stops := evs.matching(is("web", "ws-silent", "stop")); len(stops) != 0 {
+		if stops := evs.Matching(is("web", "ws-silent", "stop")); len(stops) != 0 {
 			t.Errorf("the sleep also emitted stop events: %+v", stops)
 		}
 	})
@@ -271,7 +271,7 @@ func TestSilentStreamsLetTheInstanceSleep(t *testing.T) {
 		if endedAt.Sub(began) >= 30*time.Second {
 			t.Fatalf("the silent stream ran its full 30s: the instance did not sleep under it")
 		}
-		sleep := evs.waitFor(t, wait, "sleep of web/sse-silent", is("web", "sse-silent", "sleep"))
+		sleep := evs.WaitFor(t, wait, "sleep of web/sse-silent", is("web", "sse-silent", "sleep"))
 		if earliest := began.Add(sleepAfter).UnixMilli(); sleep.TS < earliest {
 			t.Errorf("slept at %d, %dms before sleepAfter could have passed since the stream began", sleep.TS, earliest-sleep.TS)
 		}

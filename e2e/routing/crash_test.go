@@ -2,11 +2,8 @@ package routing_test
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -87,7 +84,7 @@ func TestContainerDyingMidRequestIsRetriedOnAFreshStart(t *testing.T) {
 func TestRequestThatCrashesItsContainerIsReplayedOnce(t *testing.T) {
 	t.Parallel()
 	h := daemontest.Start(t, imageDir, webConfig, daemontest.Options{})
-	evs := followEvents(t, h)
+	evs := daemontest.FollowEvents(t, h.Base)
 	first, _ := echo(t, h, http.MethodGet, getPath("web", "c")+"/", nil)
 	before := retries(t, h, "get")
 
@@ -105,8 +102,8 @@ func TestRequestThatCrashesItsContainerIsReplayedOnce(t *testing.T) {
 	crashed := func(e events.Event) bool {
 		return e.Instance == "c" && e.Event == "stop" && e.Message == "container exited (exit 3)"
 	}
-	evs.waitForCount(t, 2, "two crashes of c (the request and its replay)", crashed)
-	if starts := len(evs.matching(func(e events.Event) bool { return e.Instance == "c" && e.Event == "start" })); starts != 2 {
+	evs.WaitForCount(t, 2, wait, "two crashes of c (the request and its replay)", crashed)
+	if starts := len(evs.Matching(func(e events.Event) bool { return e.Instance == "c" && e.Event == "start" })); starts != 2 {
 		t.Errorf("c started %d times, want 2 (the warm-up and the restart for the replay)", starts)
 	}
 
@@ -127,77 +124,7 @@ func TestRequestThatCrashesItsContainerIsReplayedOnce(t *testing.T) {
 	if third.Env["HOSTNAME"] == first.Env["HOSTNAME"] {
 		t.Errorf("c still served by the crashed container %s", first.Env["HOSTNAME"])
 	}
-	if n := len(evs.matching(crashed)); n != 2 {
+	if n := len(evs.Matching(crashed)); n != 2 {
 		t.Errorf("%d crashes of c, want 2", n)
 	}
-}
-
-// eventLog follows GET /v1/events (history replayed) for the whole test.
-type eventLog struct {
-	// mu guards everything that follows.
-	mu     sync.Mutex
-	events []events.Event
-}
-
-func followEvents(t *testing.T, h *daemontest.Harness) *eventLog {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.Base+"/v1/events?replay=1", nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET /v1/events: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		cancel()
-		resp.Body.Close()
-		t.Fatalf("GET /v1/events: %d", resp.StatusCode)
-	}
-	l := &eventLog{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			data, ok := strings.CutPrefix(sc.Text(), "data: ")
-			if !ok {
-				continue
-			}
-			var e events.Event
-			if err := json.Unmarshal([]byte(data), &e); err != nil {
-				t.Errorf("event %q: %v", data, err)
-				continue
-			}
-			l.mu.Lock()
-			l.events = append(l.events, e)
-			l.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return l
-}
-
-func (l *eventLog) matching(match func(events.Event) bool) []events.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []events.Event
-	for _, e := range l.events {
-		if match(e) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func (l *eventLog) waitForCount(t *testing.T, n int, what string, match func(events.Event) bool) {
-	t.Helper()
-	daemontest.Eventually(t, wait, what, func() bool { return len(l.matching(match)) >= n })
 }
