@@ -174,30 +174,33 @@ func (d *daemon) get(ctx context.Context, id, path string) ([]byte, error) {
 	return body, nil
 }
 
-// instanceAddr reads the published address of the instance's default port
-// from the control plane.
-func (d *daemon) instanceAddr(ctx context.Context, id string) (string, error) {
+// instanceAddrs reads the addresses of the instance's default port from the
+// control API: published is the 127.0.0.1 port served by docker-proxy;
+// network is the container's own address on lunorad's bridge network, the one
+// lunorad dials ("" when lunorad does not dial it directly).
+func (d *daemon) instanceAddrs(ctx context.Context, id string) (published, network string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
 	defer cancel()
 	status, body, err := d.do(ctx, http.MethodGet, d.Base+"/v1/containers/"+benchContainer+"/instances/"+url.PathEscape(id))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if status != http.StatusOK {
-		return "", fmt.Errorf("instance %q: %d %s", id, status, bytes.TrimSpace(body))
+		return "", "", fmt.Errorf("instance %q: %d %s", id, status, bytes.TrimSpace(body))
 	}
 	var info struct {
-		State json.RawMessage   `json:"state"`
-		Ports map[string]string `json:"ports"`
+		State  json.RawMessage   `json:"state"`
+		Ports  map[string]string `json:"ports"`
+		Direct map[string]string `json:"direct"`
 	}
 	if err := json.Unmarshal(body, &info); err != nil {
-		return "", fmt.Errorf("instance %q: %w", id, err)
+		return "", "", fmt.Errorf("instance %q: %w", id, err)
 	}
-	addr := info.Ports["8080"]
-	if addr == "" {
-		return "", fmt.Errorf("instance %q (state %q) has no published port 8080: %s", id, info.State, body)
+	published = info.Ports["8080"]
+	if published == "" {
+		return "", "", fmt.Errorf("instance %q (state %q) has no published port 8080: %s", id, info.State, body)
 	}
-	return addr, nil
+	return published, info.Direct["8080"], nil
 }
 
 // destroy kills and removes the instance's container (POST .../destroy).

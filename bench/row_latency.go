@@ -21,15 +21,19 @@ const latencyWarmup = 200
 // machine) through nginx.
 type latencyRow struct{}
 
-func (latencyRow) usesNginx()       {}
-func (latencyRow) Key() string      { return "latency" }
-func (latencyRow) Name() string     { return "added latency at 1 client" }
-func (latencyRow) Baseline() string { return "direct to the container's published port" }
+func (latencyRow) usesNginx()   {}
+func (latencyRow) Key() string  { return "latency" }
+func (latencyRow) Name() string { return "added latency at 1 client" }
+func (latencyRow) Baseline() string {
+	return "direct to the container's published port (via docker-proxy)"
+}
 
 func (latencyRow) Method(o Options) string {
 	return fmt.Sprintf("One client sends %d sequential GET %s on one keep-alive connection (after %d unrecorded), "+
 		"direct, through lunorad and through nginx (same config as the throughput row), in %d rounds with a rotated "+
-		"order. Added = the proxy's percentile minus direct's in the same round; median [min–max] over rounds.",
+		"order. Added = the proxy's percentile minus direct's in the same round; median [min–max] over rounds. "+
+		"Direct and nginx use the published 127.0.0.1 port (docker-proxy); lunorad dials the container's address on "+
+		"its own bridge network, and a reference side measures direct requests to that address.",
 		o.LatencyRequests, warmPath, latencyWarmup, o.Rounds)
 }
 
@@ -53,7 +57,7 @@ func (latencyRow) Run(ctx context.Context, env *Env) (lines []Line, err error) {
 	if _, err := d.get(ctx, id, warmPath); err != nil {
 		return nil, fmt.Errorf("warming the instance: %w", err)
 	}
-	addr, err := d.instanceAddr(ctx, id)
+	addr, netAddr, err := d.instanceAddrs(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +73,11 @@ func (latencyRow) Run(ctx context.Context, env *Env) (lines []Line, err error) {
 		defer ng.stop()
 		peer = &latencySide{name: "nginx", url: ng.Base + warmPath}
 		sides = append(sides, peer)
+	}
+	var netDirect *latencySide
+	if netAddr != "" {
+		netDirect = &latencySide{name: "direct (network)", url: "http://" + netAddr + warmPath}
+		sides = append(sides, netDirect)
 	}
 
 	for round := range o.Rounds {
@@ -122,6 +131,16 @@ func (latencyRow) Run(ctx context.Context, env *Env) (lines []Line, err error) {
 				Measured: q.base(peer).summary(fmtMicros),
 				Result:   q.added(peer).summary(fmtSignedMicros) + " added",
 				Target:   "reported, as the peer",
+				Verdict:  Reported,
+			})
+		}
+		if netDirect != nil {
+			lines = append(lines, Line{
+				Figure:   "added latency at 1 client, " + q.name + ", direct to the container's network address (no docker-proxy; reference)",
+				Baseline: "direct " + q.base(direct).summary(fmtMicros),
+				Measured: q.base(netDirect).summary(fmtMicros),
+				Result:   q.added(netDirect).summary(fmtSignedMicros) + " added",
+				Target:   "reported: what the baseline's docker-proxy hop costs",
 				Verdict:  Reported,
 			})
 		}

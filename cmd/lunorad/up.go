@@ -22,6 +22,7 @@ func upCmd() *cobra.Command {
 		logFormat       string
 		logLevel        string
 		noLimits        bool
+		noDirect        bool
 		stopGrace       time.Duration
 		readyTimeout    time.Duration
 		shutdownTimeout time.Duration
@@ -30,7 +31,15 @@ func upCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the daemon on a config file and serve until Ctrl-C",
-		Args:  cobra.NoArgs,
+		Long: `Start the daemon on a config file and serve until Ctrl-C.
+
+Containers join a bridge network lunorad creates for this config
+(lunorad-<config id>, removed on shutdown) and lunorad proxies to their
+address on it, skipping Docker's userland port proxy. Their ports are also
+published on 127.0.0.1, as 'lunorad ps' shows; where the host cannot route
+to the network (Docker Desktop, a remote engine) lunorad uses those instead,
+and --no-direct makes it always do so.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logFormat, logLevel)
 			if err != nil {
@@ -73,6 +82,7 @@ func upCmd() *cobra.Command {
 				ReadyTimeout:    readyTimeout,
 				ShutdownTimeout: shutdownTimeout,
 				NoLimits:        noLimits,
+				NoDirectDial:    noDirect,
 			})
 		},
 	}
@@ -82,6 +92,7 @@ func upCmd() *cobra.Command {
 	f.StringVar(&logFormat, "log-format", "console", "log format: console or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&noLimits, "no-limits", false, "do not apply instanceType CPU and memory limits (for slow machines)")
+	f.BoolVar(&noDirect, "no-direct", false, "reach containers through their published 127.0.0.1 ports (docker-proxy) instead of on lunorad's own bridge network")
 	f.DurationVar(&stopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
 	f.DurationVar(&readyTimeout, "ready-timeout", 30*time.Second, "readiness deadline for required ports and readyOn checks")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish after Ctrl-C")

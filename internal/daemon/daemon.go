@@ -41,13 +41,17 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// NoLimits turns instanceType CPU and memory limits off (slow machines).
 	NoLimits bool
+	// NoDirectDial keeps containers on Docker's default bridge and proxies
+	// to their published ports (through docker-proxy) instead of dialing
+	// them on lunorad's own bridge network.
+	NoDirectDial bool
 	// Ready, when set, receives the bound address once the daemon serves.
 	Ready func(addr net.Addr)
 }
 
 // Run serves until ctx is cancelled, then shuts down: refuse new requests,
 // let in-flight ones finish (bounded), stop and remove every container this
-// daemon owns. It returns nil after a clean shutdown.
+// daemon owns, then its bridge network. It returns nil after a clean shutdown.
 func Run(ctx context.Context, opts Options) error {
 	log := opts.Logger
 	if log == nil {
@@ -62,6 +66,7 @@ func Run(ctx context.Context, opts Options) error {
 		ConfigID:      cfg.ID(),
 		Logger:        log.Named("supervisor"),
 		LimitsEnabled: !opts.NoLimits,
+		DirectDial:    !opts.NoDirectDial,
 	})
 	if err != nil {
 		return err // already one clear line saying what to do
@@ -152,6 +157,12 @@ func Run(ctx context.Context, opts Options) error {
 	<-managerDone
 	if shutdownErr != nil {
 		return fmt.Errorf("stopping containers: %w", shutdownErr)
+	}
+	// Only now: the engine refuses to remove a network with containers on
+	// it. A network left behind is harmless (the next run reuses it), so
+	// this warns rather than failing the shutdown.
+	if err := docker.RemoveNetwork(stopCtx); err != nil {
+		log.Warn("could not remove lunorad's bridge network; the next run reuses it", zap.Error(err))
 	}
 	log.Info("lunorad stopped; every container it started is removed")
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {

@@ -275,10 +275,11 @@ func (l *Lease) DefaultPort() int {
 	return 0
 }
 
-// Addr returns "127.0.0.1:NNNNN" for a published container port.
+// Addr returns the address to dial for a published container port: the
+// container's own address when the runtime reported a direct route (no
+// docker-proxy hop), else its "127.0.0.1:NNNNN" published port.
 func (l *Lease) Addr(port int) (string, bool) {
-	addr, ok := l.run.ports[port]
-	return addr, ok
+	return l.run.addr(port)
 }
 
 // Ports lists the published container ports, sorted.

@@ -36,6 +36,8 @@ type fakeRuntime struct {
 	listErr   error
 	lists     int
 	exits     chan Exit
+	// directIP, when set, gives every port a Running.Direct address on it.
+	directIP string
 }
 
 type stopCall struct {
@@ -86,10 +88,17 @@ func (f *fakeRuntime) Run(ctx context.Context, spec RunSpec) (Running, error) {
 	}
 	for i, p := range spec.Ports {
 		r.Ports[p] = fmt.Sprintf("127.0.0.1:%d", 40000+f.seq*10+i)
+		if f.directIP != "" {
+			if r.Direct == nil {
+				r.Direct = make(map[int]string)
+			}
+			r.Direct[p] = fmt.Sprintf("%s:%d", f.directIP, p)
+		}
 	}
 	f.owned[r.ID] = r
 	out := *r
 	out.Ports = maps.Clone(r.Ports)
+	out.Direct = maps.Clone(r.Direct)
 	return out, nil
 }
 
@@ -131,6 +140,7 @@ func (f *fakeRuntime) ListOwned(ctx context.Context) ([]Running, error) {
 	for _, id := range slices.Sorted(maps.Keys(f.owned)) {
 		r := *f.owned[id]
 		r.Ports = maps.Clone(r.Ports)
+		r.Direct = maps.Clone(r.Direct)
 		out = append(out, r)
 	}
 	return out, nil

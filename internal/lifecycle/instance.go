@@ -34,6 +34,7 @@ type InstanceInfo struct {
 	ContainerID    string         `json:"containerId,omitempty"`
 	Image          string         `json:"image,omitempty"`
 	Ports          map[int]string `json:"ports,omitempty"`
+	Direct         map[int]string `json:"direct,omitempty"` // what lunorad dials, when not Ports
 	Generation     uint64         `json:"generation"`
 	StartedAt      time.Time      `json:"startedAt,omitzero"`
 	LastActivity   time.Time      `json:"lastActivity,omitzero"`
@@ -80,7 +81,8 @@ type run struct {
 	seq         uint64 // registration order, for the reconcile snapshot
 	containerID string
 	image       string
-	ports       map[int]string
+	ports       map[int]string // published, "127.0.0.1:NNNNN"
+	direct      map[int]string // Running.Direct: preferred when present
 	startedAt   time.Time
 	adopted     bool
 
@@ -102,6 +104,25 @@ type run struct {
 	// lastActivity is unix nanoseconds, atomic so that Lease.Touch, called
 	// for every chunk a stream moves, never takes the manager's lock.
 	lastActivity atomic.Int64
+}
+
+// addr is the address lunorad dials for a container port: the direct one
+// when the runtime reported it, else the published one.
+func (r *run) addr(port int) (string, bool) {
+	if a, ok := r.direct[port]; ok {
+		return a, true
+	}
+	a, ok := r.ports[port]
+	return a, ok
+}
+
+// addrs is addr for every published port.
+func (r *run) addrs() map[int]string {
+	out := make(map[int]string, len(r.ports))
+	for port := range r.ports {
+		out[port], _ = r.addr(port)
+	}
+	return out
 }
 
 func (r *run) lastActive() time.Time {
@@ -205,6 +226,7 @@ func (inst *instance) infoLocked() InstanceInfo {
 		info.ContainerID = r.containerID
 		info.Image = r.image
 		info.Ports = maps.Clone(r.ports)
+		info.Direct = maps.Clone(r.direct)
 		info.StartedAt = r.startedAt
 		info.LastActivity = r.lastActive()
 		info.InFlight = r.inFlight

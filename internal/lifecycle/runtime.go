@@ -61,7 +61,11 @@ type Running struct {
 	Container string // from labels
 	Instance  string // from labels
 	// Ports maps a container port to its "127.0.0.1:NNNNN" address.
-	Ports      map[int]string
+	Ports map[int]string
+	// Direct maps a container port to the container's "IP:port" on a
+	// network the host routes to; lunorad prefers it to Ports (no
+	// docker-proxy hop). Empty when the runtime has no such route.
+	Direct     map[int]string
 	ConfigHash string
 	Generation uint64
 	Created    time.Time
@@ -94,7 +98,8 @@ type Prober interface {
 type ProbeTarget struct {
 	Container string
 	Instance  string
-	// Addrs maps container port to "127.0.0.1:NNNNN" (from Running.Ports).
+	// Addrs maps container port to the address to dial: Running.Direct's
+	// when present, else the published "127.0.0.1:NNNNN".
 	Addrs map[int]string
 	// Ports that must answer any HTTP request (requiredPorts, else defaultPort).
 	Ports   []int

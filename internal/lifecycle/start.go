@@ -240,6 +240,7 @@ func (m *Manager) registerRun(inst *instance, op *startOp, gen uint64, running R
 		containerID: running.ID,
 		image:       image,
 		ports:       maps.Clone(running.Ports),
+		direct:      maps.Clone(running.Direct),
 		startedAt:   now,
 		adopted:     adopted,
 		done:        make(chan struct{}),
@@ -270,7 +271,7 @@ func (m *Manager) gate(ctx context.Context, inst *instance, r *run) error {
 	target := ProbeTarget{
 		Container: c.Name,
 		Instance:  inst.id,
-		Addrs:     maps.Clone(r.ports),
+		Addrs:     r.addrs(),
 		Ports:     c.PortsToCheck(),
 		ReadyOn:   c.ReadyOn,
 		Timeout:   m.readyTimeout,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"time"
 
@@ -231,7 +232,8 @@ func (rt *Router) attempt(w http.ResponseWriter, r *http.Request, route dataRout
 		lease: lease, transport: pool.transport, addr: addr, path: route.path,
 		instanceHeader: encodeID(id), clock: rt.clock, retry5xx: retry5xx,
 	}
-	req := r.WithContext(context.WithValue(attemptCtx, attemptKey{}, a))
+	a.trace.WroteRequest = a.wroteRequest
+	req := r.WithContext(httptrace.WithClientTrace(context.WithValue(attemptCtx, attemptKey{}, a), &a.trace))
 	req.Body, req.GetBody = body.forAttempt()
 	rt.proxy.ServeHTTP(w, req)
 
@@ -247,8 +249,17 @@ func (rt *Router) attempt(w http.ResponseWriter, r *http.Request, route dataRout
 		// ReverseProxy always responds or reports; keep the loop total.
 		a.err = errors.New("internal error: the proxy produced no response")
 	}
-	f := proxyFailure(ctx, attemptCtx, a.err)
-	return outcome{failure: f, sent: !isDialError(a.err)}
+	proxyErr := a.err
+	if a.wrote.Load() && isDialError(proxyErr) {
+		// net/http wrote the request on a kept-alive connection, lost that
+		// connection before any response byte and replayed the request on a
+		// new one, which was refused: the container died with the request
+		// in hand. (Through docker-proxy the replay's dial succeeded and
+		// this surfaced as the drop itself.)
+		proxyErr = &droppedMidRequestError{replay: proxyErr}
+	}
+	f := proxyFailure(ctx, attemptCtx, proxyErr)
+	return outcome{failure: f, sent: !isDialError(proxyErr)}
 }
 
 // logFailure logs a data-plane error once, where it becomes the response.

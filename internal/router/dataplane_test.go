@@ -959,3 +959,34 @@ func TestKeepAlivePoolDroppedWhenTheInstanceStops(t *testing.T) {
 		t.Errorf("%d pools left after the run ended", n)
 	}
 }
+
+// A container reached on its own address (no docker-proxy in front) that
+// dies with a request in hand on a kept-alive connection: net/http replays
+// the request on a new connection, which is refused. The client must hear
+// about the drop, not about the refused replay.
+func TestContainerDiesOnAKeptAliveConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/crash" {
+			ln.Close() // the container is gone: the replay's dial is refused
+			hangUp(w)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})}
+	go func() { _ = backend.Serve(ln) }()
+	t.Cleanup(func() { _ = backend.Close() })
+	e := newEnv(t, nil)
+	e.instances.addrs[8080] = ln.Addr().String()
+
+	if r := e.get("/v1/containers/web/instances/a/fetch/"); r.status != 200 {
+		t.Fatalf("warm-up request: %d %q %v", r.status, r.body, r.err)
+	}
+	r := e.get("/v1/containers/web/instances/a/fetch/crash", "lunora-attempts", "1")
+	if r.status != 500 || r.body != bodyDisconnected {
+		t.Fatalf("got %d %q, want 500 %q", r.status, r.body, bodyDisconnected)
+	}
+}

@@ -125,8 +125,9 @@ func proxyFailure(clientCtx, attemptCtx context.Context, err error) failure {
 		// restarting or gone. The request never left.
 		return failure{status: http.StatusInternalServerError, body: prefixProxyError + err.Error(), retryable: true, err: err}
 	}
+	var dropped *droppedMidRequestError
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.EPIPE) || isServerClosedIdle(err) {
+		errors.Is(err, syscall.EPIPE) || isServerClosedIdle(err) || errors.As(err, &dropped) {
 		// The connection dropped after the request was sent and before any
 		// response byte: the container died mid-request.
 		return failure{status: http.StatusInternalServerError, body: bodyDisconnected, retryable: true, err: err}
@@ -230,6 +231,16 @@ func isServerClosedIdle(err error) bool {
 		}
 	}
 	return false
+}
+
+// droppedMidRequestError: the request was written on a kept-alive connection
+// that dropped before any response byte, and net/http's replay of it on a
+// new connection failed to dial. It deliberately does not unwrap to the dial
+// error: the request did reach the container.
+type droppedMidRequestError struct{ replay error }
+
+func (e *droppedMidRequestError) Error() string {
+	return "the connection dropped with the request sent; replaying it failed: " + e.replay.Error()
 }
 
 // isDialError reports whether err happened while connecting, before any

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strings"
@@ -45,6 +46,18 @@ type attempt struct {
 	responded bool // a response (possibly a 101) went to the client
 	status    int
 	err       error
+
+	// trace tells the attempt when a request was written; wrote is set
+	// from the transport's write goroutine, hence atomic.
+	trace httptrace.ClientTrace
+	wrote atomic.Bool
+}
+
+// wroteRequest is the attempt's httptrace.ClientTrace.WroteRequest.
+func (a *attempt) wroteRequest(info httptrace.WroteRequestInfo) {
+	if info.Err == nil {
+		a.wrote.Store(true)
+	}
 }
 
 type attemptKey struct{}

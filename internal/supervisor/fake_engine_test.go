@@ -42,6 +42,9 @@ type fakeEngine struct {
 	containerRemove  func(ctx context.Context, id string) error
 	containerList    func(ctx context.Context, o container.ListOptions) ([]container.Summary, error)
 	events           func(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error)
+	networkCreate    func(ctx context.Context, name string, o network.CreateOptions) (network.CreateResponse, error)
+	networkInspect   func(ctx context.Context, id string) (network.Inspect, error)
+	networkRemove    func(ctx context.Context, id string) error
 
 	// mu guards calls.
 	mu    sync.Mutex
@@ -169,6 +172,30 @@ func (f *fakeEngine) Events(ctx context.Context, o events.ListOptions) (<-chan e
 		return nil, errs
 	}
 	return f.events(ctx, o)
+}
+
+func (f *fakeEngine) NetworkCreate(ctx context.Context, name string, o network.CreateOptions) (network.CreateResponse, error) {
+	f.record("networkCreate " + name)
+	if f.networkCreate == nil {
+		return network.CreateResponse{ID: "net-id"}, nil
+	}
+	return f.networkCreate(ctx, name, o)
+}
+
+func (f *fakeEngine) NetworkInspect(ctx context.Context, id string, _ network.InspectOptions) (network.Inspect, error) {
+	f.record("networkInspect " + id)
+	if f.networkInspect == nil {
+		return network.Inspect{}, cerrdefs.ErrNotFound
+	}
+	return f.networkInspect(ctx, id)
+}
+
+func (f *fakeEngine) NetworkRemove(ctx context.Context, id string) error {
+	f.record("networkRemove " + id)
+	if f.networkRemove == nil {
+		return nil
+	}
+	return f.networkRemove(ctx, id)
 }
 
 // newFakeDocker returns a Docker over f with a fake clock.

@@ -14,7 +14,7 @@ import (
 
 // ListOwned returns every container of this config, running or not, sorted
 // by name. Each is inspected for what the list lacks (start time, exit code,
-// port bindings); one removed in between is left out.
+// port bindings, network address); one removed in between is left out.
 func (d *Docker) ListOwned(ctx context.Context) ([]lifecycle.Running, error) {
 	lctx, cancel := d.callCtx(ctx)
 	list, err := d.api.ContainerList(lctx, container.ListOptions{All: true, Filters: ownedFilter(d.configID)})
@@ -37,6 +37,7 @@ func (d *Docker) ListOwned(ctx context.Context) ([]lifecycle.Running, error) {
 				return fmt.Errorf("inspecting owned container %s: %w", shortID(c.ID), err)
 			}
 			r := runningFromInspect(insp)
+			r.Direct = d.directAddrs(gctx, insp, r.Ports)
 			found[i] = &r
 			return nil
 		})

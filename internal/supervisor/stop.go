@@ -182,7 +182,8 @@ func gone(err error) bool {
 }
 
 // RemoveAllOwned force-removes every container of this config, running or
-// not, in parallel: the shutdown and cleanup path. It reports every failure.
+// not, in parallel, then this config's network: the shutdown and cleanup
+// path. It reports every failure.
 func (d *Docker) RemoveAllOwned(ctx context.Context) error {
 	lctx, cancel := d.callCtx(ctx)
 	list, err := d.api.ContainerList(lctx, container.ListOptions{All: true, Filters: ownedFilter(d.configID)})
@@ -205,8 +206,8 @@ func (d *Docker) RemoveAllOwned(ctx context.Context) error {
 	}
 	_ = g.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return err // the network still has containers attached: leave it
 	}
 	d.log.Debug("removed owned containers", zap.Int("count", len(list)))
-	return nil
+	return d.RemoveNetwork(ctx)
 }

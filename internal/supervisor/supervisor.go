@@ -1,7 +1,8 @@
 // Package supervisor runs lunorad's containers on the Docker Engine: it builds
 // or finds images, creates, starts, stops and removes one labelled container
-// per instance with its ports published on 127.0.0.1, lists what this daemon
-// owns and streams container exits. It implements lifecycle.Runtime and is the
+// per instance with its ports published on 127.0.0.1 (and, with direct dial,
+// on a bridge network of its own that the host reaches without docker-proxy),
+// lists what this daemon owns and streams container exits. It implements lifecycle.Runtime and is the
 // only package that imports the Docker client.
 package supervisor
 
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +73,10 @@ type engine interface {
 	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
+
+	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
+	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
+	NetworkRemove(ctx context.Context, networkID string) error
 }
 
 // Options configure a Docker runtime.
@@ -92,6 +98,12 @@ type Options struct {
 	LimitsEnabled bool
 	// CallTimeout bounds each unary Docker call; 0 means 30 s.
 	CallTimeout time.Duration
+	// DirectDial attaches containers to a bridge network of this config
+	// ("lunorad-<ConfigID>") and reports their address on it in
+	// Running.Direct when the host can route there, so lunorad reaches them
+	// without docker-proxy. False keeps them on the default bridge, reached
+	// on their published ports only.
+	DirectDial bool
 }
 
 // Docker implements lifecycle.Runtime over the Docker Engine API. It is safe
@@ -119,6 +131,22 @@ type Docker struct {
 	cancelBuild context.CancelFunc
 
 	clampWarn sync.Once
+	// directDial: see Options.DirectDial. dial is net.Dialer's DialContext
+	// (tests simulate routes).
+	directDial bool
+	dial       dialFunc
+
+	// netMu guards netID and netFailed (held across the network's create).
+	netMu sync.Mutex
+	// netID is our network's id once created or adopted; "" before, and
+	// after RemoveNetwork.
+	netID string
+	// netFailed: the network could not be had; Run no longer tries.
+	netFailed bool
+
+	// reachMu guards reach (held across the one reachability probe).
+	reachMu sync.Mutex
+	reach   reachability
 	// racyWindow: see defaultRacyWindow (tests shorten it).
 	racyWindow time.Duration
 
@@ -186,6 +214,8 @@ func newDocker(ctx context.Context, api engine, opts Options) (*Docker, error) {
 		stopGrace:     opts.StopGrace,
 		callTimeout:   opts.CallTimeout,
 		limitsEnabled: opts.LimitsEnabled,
+		directDial:    opts.DirectDial,
+		dial:          (&net.Dialer{}).DialContext,
 		built:         map[string]builtImage{},
 		racyWindow:    defaultRacyWindow,
 	}

@@ -1,0 +1,212 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"go.uber.org/zap"
+)
+
+// Direct dial: lunorad attaches its containers to a bridge network it creates
+// itself and, when the host can route to that network (Linux), proxies to the
+// container's address on it instead of the published 127.0.0.1 port. That
+// skips docker-proxy, a userland copy proxy that would be a second hop on
+// every request. The published ports stay: users see them and they are the
+// fallback where the network is not routable (Docker Desktop, remote engine).
+
+// networkPrefix starts the name of the bridge network of one config.
+const networkPrefix = "lunorad-"
+
+// reachProbeTimeout bounds the one dial that decides whether the host can
+// route to the network: a routed bridge answers (SYN-ACK or RST) in well
+// under a millisecond, an unrouted one never does.
+const reachProbeTimeout = 300 * time.Millisecond
+
+// networkName is the bridge network of configID's containers.
+func networkName(configID string) string { return networkPrefix + configID }
+
+// reachability is what the first probe found out about the network.
+type reachability int
+
+const (
+	reachUnknown reachability = iota
+	reachYes
+	reachNo
+)
+
+// dialFunc dials one address; tests replace it to simulate routes.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// attachNetwork returns the network new containers join: ours, created on
+// first use, or "" (the engine's default bridge) when direct dial is off or
+// the network cannot be had. A failure is logged once and not retried, so a
+// broken network setup costs one warning rather than one per cold start.
+func (d *Docker) attachNetwork(ctx context.Context) string {
+	if !d.directDial {
+		return ""
+	}
+	// netMu is held across the create on purpose: concurrent first Runs wait
+	// for the one create instead of racing to create the same network.
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
+	if d.netFailed {
+		return ""
+	}
+	if d.netID != "" {
+		return networkName(d.configID)
+	}
+	// Detached: a request that gives up must not leave the decision to a
+	// cancelled context.
+	nctx, cancel := d.cleanupCtx(ctx)
+	defer cancel()
+	id, err := d.ensureNetwork(nctx)
+	if err != nil {
+		d.netFailed = true
+		d.log.Warn("cannot create lunorad's bridge network; containers use the default bridge and are reached on their published ports",
+			zap.String("network", networkName(d.configID)), zap.Error(err))
+		return ""
+	}
+	d.netID = id
+	return networkName(d.configID)
+}
+
+// ensureNetwork creates the network, or adopts an existing one carrying our
+// labels (a daemon killed with -9 leaves it behind).
+func (d *Docker) ensureNetwork(ctx context.Context) (string, error) {
+	name := networkName(d.configID)
+	resp, err := d.api.NetworkCreate(ctx, name, network.CreateOptions{
+		Driver: "bridge",
+		Labels: map[string]string{LabelManaged: LabelManagedValue, LabelConfig: d.configID},
+	})
+	if err == nil {
+		if resp.Warning != "" {
+			d.log.Warn("Docker Engine warning on network create", zap.String("warning", resp.Warning))
+		}
+		d.log.Info("created lunorad's bridge network", zap.String("network", name), zap.String("id", shortID(resp.ID)))
+		return resp.ID, nil
+	}
+	// API 1.41 sends CheckDuplicate: a name clash is a conflict error.
+	if !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
+		return "", fmt.Errorf("creating network %s: %w", name, err)
+	}
+	existing, ierr := d.api.NetworkInspect(ctx, name, network.InspectOptions{})
+	if ierr != nil {
+		return "", fmt.Errorf("creating network %s: %w (and inspecting the existing one: %w)", name, err, ierr)
+	}
+	if !ownedNetwork(existing, d.configID) {
+		return "", fmt.Errorf("network %s exists but lunorad does not own it (%s); remove or rename it", name, shortID(existing.ID))
+	}
+	d.log.Info("reusing lunorad's bridge network", zap.String("network", name), zap.String("id", shortID(existing.ID)))
+	return existing.ID, nil
+}
+
+// ownedNetwork reports whether n carries configID's ownership labels.
+func ownedNetwork(n network.Inspect, configID string) bool {
+	return n.Labels[LabelManaged] == LabelManagedValue && n.Labels[LabelConfig] == configID && n.Driver == "bridge"
+}
+
+// forgetNetwork drops the cached network id, so the next Run creates the
+// network again (it was removed under us).
+func (d *Docker) forgetNetwork() {
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
+	d.netID = ""
+}
+
+// RemoveNetwork removes this config's bridge network if it exists and is
+// ours. Call it after the containers are gone: the engine refuses to remove
+// a network with containers still attached.
+func (d *Docker) RemoveNetwork(ctx context.Context) error {
+	name := networkName(d.configID)
+	// netMu keeps a concurrent first Run from attaching to a network being removed.
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
+	ictx, cancel := d.callCtx(ctx)
+	n, err := d.api.NetworkInspect(ictx, name, network.InspectOptions{})
+	cancel()
+	if cerrdefs.IsNotFound(err) {
+		d.netID = ""
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspecting network %s: %w", name, err)
+	}
+	if !ownedNetwork(n, d.configID) {
+		return nil // not ours: never touched
+	}
+	rctx, cancel := d.callCtx(ctx)
+	err = d.api.NetworkRemove(rctx, n.ID)
+	cancel()
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("removing network %s: %w", name, err)
+	}
+	d.netID = ""
+	d.log.Debug("removed lunorad's bridge network", zap.String("network", name))
+	return nil
+}
+
+// directAddrs maps each published port of a running container to its
+// address on our network, or returns nil when that address is not (known to
+// be) reachable from the host. The first call that has an address decides
+// reachability for the lifetime of d.
+func (d *Docker) directAddrs(ctx context.Context, insp container.InspectResponse, published map[int]string) map[int]string {
+	if !d.directDial || len(published) == 0 || insp.NetworkSettings == nil {
+		return nil
+	}
+	ep := insp.NetworkSettings.Networks[networkName(d.configID)]
+	if ep == nil || ep.IPAddress == "" {
+		return nil
+	}
+	direct := make(map[int]string, len(published))
+	for port := range published {
+		direct[port] = net.JoinHostPort(ep.IPAddress, strconv.Itoa(port))
+	}
+	for _, addr := range direct {
+		if !d.reachable(ctx, addr) {
+			return nil
+		}
+		break // one address answers for the whole network
+	}
+	return direct
+}
+
+// reachable reports whether the host routes to the network, probing addr the
+// first time. Success or "connection refused" (nothing listens yet) means a
+// route exists; a timeout or an unreachable host or network means it does not.
+func (d *Docker) reachable(ctx context.Context, addr string) bool {
+	// reachMu is held across the probe so that only one runs; it lasts at
+	// most reachProbeTimeout, once per Docker.
+	d.reachMu.Lock()
+	defer d.reachMu.Unlock()
+	switch d.reach {
+	case reachYes:
+		return true
+	case reachNo:
+		return false
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reachProbeTimeout)
+	defer cancel()
+	conn, err := d.dial(pctx, "tcp", addr)
+	switch {
+	case err == nil:
+		_ = conn.Close()
+		d.reach = reachYes
+	case errors.Is(err, syscall.ECONNREFUSED):
+		d.reach = reachYes
+	default:
+		d.reach = reachNo
+		d.log.Info("the host cannot reach containers on their network address; proxying through their published ports",
+			zap.String("probed", addr), zap.Error(err))
+		return false
+	}
+	d.log.Debug("dialing containers on lunorad's network directly", zap.String("probed", addr))
+	return true
+}

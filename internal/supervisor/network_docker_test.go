@@ -1,0 +1,69 @@
+package supervisor
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/network"
+
+	"github.com/lunora/lunorad/internal/lifecycle"
+)
+
+func TestDirectDialOnOurOwnNetwork(t *testing.T) {
+	requireDocker(t)
+	t.Parallel()
+	// Its own config; container names keep only 8 characters of the config
+	// id, so the instance names must differ from the other tests' too.
+	configID := suite.configID + "-net"
+	d := newTestDocker(t, Options{ConfigID: configID, DirectDial: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	t.Cleanup(func() { _ = d.RemoveAllOwned(context.Background()) }) // also when a check fails
+
+	a := runTestServer(t, d, lifecycle.RunSpec{Instance: "net-a"})
+	insp, err := suite.cli.ContainerInspect(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := insp.NetworkSettings.Networks[networkName(configID)]
+	if ep == nil || ep.IPAddress == "" || len(insp.NetworkSettings.Networks) != 1 {
+		t.Fatalf("networks = %+v, want only %s", insp.NetworkSettings.Networks, networkName(configID))
+	}
+	net1, err := suite.cli.NetworkInspect(ctx, networkName(configID), network.InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ownedNetwork(net1, configID) || net1.Internal {
+		t.Errorf("network = %s driver %s labels %v internal %v, want our plain bridge", net1.Name, net1.Driver, net1.Labels, net1.Internal)
+	}
+	if want := ep.IPAddress + ":8080"; a.Direct[8080] != want {
+		t.Fatalf("Direct = %v, want 8080 → %s", a.Direct, want)
+	}
+	waitHTTP(t, a.Direct[8080], "/live")
+	waitHTTP(t, a.Ports[8080], "/live") // the published port stays, as the fallback
+
+	// A restarted daemon (a new Docker) adopts the container with its
+	// direct address and reuses the network rather than failing on it.
+	d2 := newTestDocker(t, Options{ConfigID: configID, DirectDial: true})
+	list, err := d2.ListOwned(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Direct[8080] != a.Direct[8080] {
+		t.Errorf("ListOwned = %+v, want a with Direct %v", list, a.Direct)
+	}
+	b := runTestServer(t, d2, lifecycle.RunSpec{Instance: "net-b"})
+	waitHTTP(t, b.Direct[8080], "/live")
+	if insp, err := suite.cli.ContainerInspect(ctx, b.ID); err != nil || insp.NetworkSettings.Networks[networkName(configID)].NetworkID != net1.ID {
+		t.Errorf("b is not on the reused network %s: %v", shortID(net1.ID), err)
+	}
+
+	if err := d.RemoveAllOwned(ctx); err != nil {
+		t.Fatalf("RemoveAllOwned: %v", err)
+	}
+	if _, err := suite.cli.NetworkInspect(ctx, net1.ID, network.InspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("network after RemoveAllOwned: %v, want not found", err)
+	}
+}
