@@ -55,24 +55,35 @@ and --no-direct makes it always do so.`,
 				cfg.Listen = listen
 			}
 
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			// The first Ctrl-C or SIGTERM shuts down cleanly; a second one while
+			// shutting down means "now": containers may be left behind, and the
+			// next `up` (or `down`) removes them.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			finished := make(chan struct{})
+			defer close(finished)
+			go func() {
+				select {
+				case <-sigs:
+					cancel()
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case <-sigs:
+					log.Warn("second signal: exiting without cleanup; run `lunorad down` to remove containers")
+					os.Exit(130)
+				case <-finished:
+				}
+			}()
 			if pprofAddr != "" {
 				if err := servePprof(ctx, pprofAddr, log); err != nil {
 					return err
 				}
 			}
-			go func() {
-				// A second Ctrl-C while shutting down means "now": containers may be left
-				// behind, and the next `up` (or `down`) removes them.
-				<-ctx.Done()
-				stop()
-				again := make(chan os.Signal, 1)
-				signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-				<-again
-				log.Warn("second signal: exiting without cleanup; run `lunorad down` to remove containers")
-				os.Exit(130)
-			}()
 
 			return daemon.Run(ctx, daemon.Options{
 				Config:          cfg,
