@@ -191,7 +191,7 @@ func (r warmRow) Run(ctx context.Context, env *Env) (lines []Line, err error) {
 	if netDirect != nil {
 		nl.Measured, nl.Result = netDirect.rps.summary(fmtRate), netDirect.ratio.summary(fmtRatio)
 	} else {
-		nl.Measured, nl.Result, nl.Why = "not measured", "—", "lunorad does not dial containers directly here (--no-direct, or no route to the network)"
+		nl.Measured, nl.Result, nl.Why = "not measured", "—", "lunorad proxies to the published ports here (run without --direct, or no route to its network)"
 	}
 	lines = append(lines, nl)
 

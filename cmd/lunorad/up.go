@@ -22,7 +22,7 @@ func upCmd() *cobra.Command {
 		logFormat       string
 		logLevel        string
 		noLimits        bool
-		noDirect        bool
+		direct          bool
 		stopGrace       time.Duration
 		readyTimeout    time.Duration
 		shutdownTimeout time.Duration
@@ -33,12 +33,13 @@ func upCmd() *cobra.Command {
 		Short: "Start the daemon on a config file and serve until Ctrl-C",
 		Long: `Start the daemon on a config file and serve until Ctrl-C.
 
-Containers join a bridge network lunorad creates for this config
-(lunorad-<config id>, removed on shutdown) and lunorad proxies to their
-address on it, skipping Docker's userland port proxy. Their ports are also
-published on 127.0.0.1, as 'lunorad ps' shows; where the host cannot route
-to the network (Docker Desktop, a remote engine) lunorad uses those instead,
-and --no-direct makes it always do so.`,
+Container ports are published on 127.0.0.1 and lunorad proxies to them.
+With --direct, containers instead join a bridge network lunorad creates for
+this config (lunorad-<config id>, removed on shutdown) and lunorad proxies to
+their address on it, skipping Docker's userland port proxy: warm requests get
+faster (~90 us each here), but on Engine 20.10 every container start gets
+50-110 ms slower. Where the host cannot route to that network (Docker
+Desktop, a remote engine) lunorad falls back to the published ports.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logFormat, logLevel)
@@ -93,7 +94,7 @@ and --no-direct makes it always do so.`,
 				ReadyTimeout:    readyTimeout,
 				ShutdownTimeout: shutdownTimeout,
 				NoLimits:        noLimits,
-				NoDirectDial:    noDirect,
+				DirectDial:      direct,
 			})
 		},
 	}
@@ -103,7 +104,7 @@ and --no-direct makes it always do so.`,
 	f.StringVar(&logFormat, "log-format", "console", "log format: console or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&noLimits, "no-limits", false, "do not apply instanceType CPU and memory limits (for slow machines)")
-	f.BoolVar(&noDirect, "no-direct", false, "reach containers through their published 127.0.0.1 ports (docker-proxy) instead of on lunorad's own bridge network")
+	f.BoolVar(&direct, "direct", false, "proxy to containers on a bridge network lunorad creates, skipping docker-proxy (faster warm requests, slower cold starts)")
 	f.DurationVar(&stopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
 	f.DurationVar(&readyTimeout, "ready-timeout", 30*time.Second, "readiness deadline for required ports and readyOn checks")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish after Ctrl-C")

@@ -3,14 +3,12 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/client"
 
 	"github.com/lunora/lunorad/internal/daemon/daemontest"
 )
@@ -20,7 +18,7 @@ import (
 // docker-proxy behind the published port) and removes that network when it
 // shuts down.
 func TestRequestsReachTheContainerOnLunoradsOwnNetwork(t *testing.T) {
-	h := startDaemon(t, webConfig)
+	h := daemontest.Start(t, imageDir, webConfig, daemontest.Options{DirectDial: true})
 	if resp, body := h.Get(t, "/v1/containers/web/instances/alice/fetch/greet"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("request: %d %q", resp.StatusCode, body)
 	}
@@ -38,23 +36,13 @@ func TestRequestsReachTheContainerOnLunoradsOwnNetwork(t *testing.T) {
 		t.Fatalf("instance info %s: %v", body, err)
 	}
 
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// The docker CLI, not the client library: only internal/supervisor imports Docker's Go client.
 	netName := "lunorad-" + h.Config.ID()
-	insp, err := cli.ContainerInspect(ctx, info.ContainerID)
-	if err != nil {
-		t.Fatal(err)
+	ip, err := dockerCLI("inspect", "--format", `{{(index .NetworkSettings.Networks "`+netName+`").IPAddress}}`, info.ContainerID)
+	if err != nil || ip == "" || ip == "<no value>" {
+		t.Fatalf("container %s on network %s: ip %q, %v", info.ContainerID, netName, ip, err)
 	}
-	ep := insp.NetworkSettings.Networks[netName]
-	if ep == nil || ep.IPAddress == "" {
-		t.Fatalf("container networks = %v, want %s", insp.NetworkSettings.Networks, netName)
-	}
-	if want := ep.IPAddress + ":8080"; info.Direct["8080"] != want {
+	if want := ip + ":8080"; info.Direct["8080"] != want {
 		t.Errorf("the daemon dials %q, want the container's network address %s", info.Direct["8080"], want)
 	}
 	if !strings.HasPrefix(info.Ports["8080"], "127.0.0.1:") {
@@ -62,10 +50,21 @@ func TestRequestsReachTheContainerOnLunoradsOwnNetwork(t *testing.T) {
 	}
 
 	h.Stop(t)
-	if _, err := cli.NetworkInspect(ctx, netName, network.InspectOptions{}); !cerrdefs.IsNotFound(err) {
-		t.Errorf("network %s after shutdown: %v, want it removed", netName, err)
+	if out, err := dockerCLI("network", "ls", "--quiet", "--filter", "name=^"+netName+"$"); err != nil || out != "" {
+		t.Errorf("network %s after shutdown: %q, %v; want it removed", netName, out, err)
 	}
 	if left := daemontest.Owned(t, h.Config); len(left) != 0 {
 		t.Errorf("containers left after shutdown: %+v", left)
 	}
+}
+
+// dockerCLI runs the docker command line and returns its trimmed output.
+func dockerCLI(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

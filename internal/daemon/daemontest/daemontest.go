@@ -86,6 +86,7 @@ type Options struct {
 	ReadyTimeout    time.Duration // default 30s
 	ShutdownTimeout time.Duration // default 5s
 	Limits          bool          // apply instanceType limits (off by default)
+	DirectDial      bool          // proxy on lunorad's own network (daemon.Options.DirectDial)
 	// Files are written beside the config (e.g. ".dev.vars").
 	Files map[string]string
 	// Env is consulted for secrets after .dev.vars (instead of the process environment).
@@ -156,7 +157,7 @@ func Start(t *testing.T, imageDir, yaml string, opts Options) *Harness {
 			Config: cfg, Logger: logger, Listener: ln,
 			Secrets:   config.NewSecretSourceFrom(devVars, lookup),
 			StopGrace: opts.StopGrace, ReadyTimeout: opts.ReadyTimeout,
-			ShutdownTimeout: opts.ShutdownTimeout, NoLimits: !opts.Limits,
+			ShutdownTimeout: opts.ShutdownTimeout, NoLimits: !opts.Limits, DirectDial: opts.DirectDial,
 		})
 	}()
 	t.Cleanup(func() {
