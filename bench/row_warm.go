@@ -39,9 +39,9 @@ func (warmRow) Method(o Options) string {
 		"worker_processes %d) and bench/refproxy (httputil.ReverseProxy alone, GOMAXPROCS=2) in a rotated order. "+
 		"The ratio is taken per round, then its median [min–max]. Each proxy's own CPU time (utime+stime of its "+
 		"processes over the measured window) divided by the requests served gives its CPU per request. "+
-		"Direct, nginx and refproxy use the container's published 127.0.0.1 port, served by docker-proxy; lunorad "+
-		"dials the container's address on the bridge network it creates (no docker-proxy), and a reference side "+
-		"(direct to that address) is measured in the same rounds.",
+		"Direct, nginx, refproxy and lunorad (by default) all use the container's published 127.0.0.1 port, "+
+		"served by docker-proxy; with `lunorad up --direct` lunorad dials the container's address on a bridge "+
+		"network it creates instead, and a reference side (direct to that address) is then measured too.",
 		o.Clients, warmPath, o.Duration, o.Warmup, o.Rounds, nginxWorkers)
 }
 
