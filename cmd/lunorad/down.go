@@ -14,6 +14,7 @@ import (
 
 func downCmd() *cobra.Command {
 	var configPath string
+	var images bool
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Remove every container lunorad owns for this config (also after a crash or kill -9)",
@@ -38,9 +39,17 @@ func downCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %d container(s) owned by %s\n", len(owned), cfg.Path)
+			if images {
+				n, err := docker.RemoveImages(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %d image(s) built for %s\n", n, cfg.Path)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&configPath, "config", "c", config.DefaultFileName, "config file (YAML or JSON)")
+	cmd.Flags().BoolVar(&images, "images", false, "also remove the images lunorad built for this config (the next up rebuilds them)")
 	return cmd
 }

@@ -184,6 +184,7 @@ func TestDaemonRestartReadoptsItsContainers(t *testing.T) {
 			out, err := cli(t, "down", "-c", cfgPath)
 			t.Logf("cleanup: lunorad down: %v: %s", err, out)
 		}
+		daemontest.RemoveImages(t, cfg.ID())
 	})
 
 	first := up(t, cfgPath, addr)

@@ -190,7 +190,7 @@ func TestUpNoLimitsAndSecretsFromTheProcessEnvironment(t *testing.T) {
 				<-exited
 			}
 		}
-		if out, _, code := runCLI(t, "down", "-c", path); code != 0 {
+		if out, _, code := runCLI(t, "down", "--images", "-c", path); code != 0 {
 			t.Errorf("lunorad down: exit %d: %s", code, out)
 		}
 	})

@@ -34,6 +34,8 @@ type fakeEngine struct {
 	imageBuild       func(ctx context.Context, r io.Reader, o build.ImageBuildOptions) (build.ImageBuildResponse, error)
 	imageInspect     func(ctx context.Context, ref string) (image.InspectResponse, error)
 	imagePull        func(ctx context.Context, ref string) (io.ReadCloser, error)
+	imageList        func(ctx context.Context, o image.ListOptions) ([]image.Summary, error)
+	imageRemove      func(ctx context.Context, id string, o image.RemoveOptions) error
 	containerCreate  func(ctx context.Context, cfg *container.Config, hc *container.HostConfig, name string) (container.CreateResponse, error)
 	containerStart   func(ctx context.Context, id string) error
 	containerInspect func(ctx context.Context, id string) (container.InspectResponse, error)
@@ -103,6 +105,22 @@ func (f *fakeEngine) ImagePull(ctx context.Context, ref string, _ image.PullOpti
 		return nil, errors.New("fake: no registry")
 	}
 	return f.imagePull(ctx, ref)
+}
+
+func (f *fakeEngine) ImageList(ctx context.Context, o image.ListOptions) ([]image.Summary, error) {
+	f.record("imageList")
+	if f.imageList == nil {
+		return nil, nil
+	}
+	return f.imageList(ctx, o)
+}
+
+func (f *fakeEngine) ImageRemove(ctx context.Context, id string, o image.RemoveOptions) ([]image.DeleteResponse, error) {
+	f.record("imageRemove " + id)
+	if f.imageRemove == nil {
+		return nil, nil
+	}
+	return nil, f.imageRemove(ctx, id, o)
 }
 
 func (f *fakeEngine) ContainerCreate(ctx context.Context, cfg *container.Config, hc *container.HostConfig, _ *network.NetworkingConfig, _ *ocispec.Platform, name string) (container.CreateResponse, error) {

@@ -164,8 +164,26 @@ func Start(t *testing.T, imageDir, yaml string, opts Options) *Harness {
 		if h.cancel != nil {
 			h.Stop(t)
 		}
+		RemoveImages(t, cfg.ID())
 	})
 	return h
+}
+
+// RemoveImages removes the images daemons of config id built, so tests leave
+// the engine as they found it.
+func RemoveImages(t testing.TB, configID string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, err := supervisor.New(ctx, supervisor.Options{ConfigID: configID})
+	if err != nil {
+		t.Errorf("removing test images: %v", err)
+		return
+	}
+	defer d.Close()
+	if _, err := d.RemoveImages(ctx); err != nil {
+		t.Errorf("removing test images: %v", err)
+	}
 }
 
 // Stop shuts the daemon down and fails the test unless Run returns nil.
