@@ -1,18 +1,15 @@
 package lifecycle_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,36 +32,16 @@ func cli(t *testing.T, args ...string) (string, error) {
 // daemonProcess is one `lunorad up` child process.
 type daemonProcess struct {
 	cmd    *exec.Cmd
-	logs   *lockedBuffer
+	logs   *daemontest.LockedBuffer
 	exited chan struct{}
 	err    error // Wait's result, set before exited closes
-}
-
-// lockedBuffer collects the child's output; the exec package copies into
-// it from its own goroutine.
-type lockedBuffer struct {
-	// mu guards buf.
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // up starts `lunorad up` on cfgPath and waits until it serves on addr. The
 // process is killed at cleanup if the test left it running.
 func up(t *testing.T, cfgPath, addr string) *daemonProcess {
 	t.Helper()
-	p := &daemonProcess{logs: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &daemonProcess{logs: &daemontest.LockedBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(daemontest.Binary(t), "up", "-c", cfgPath, "--listen", addr,
 		"--log-format", "json", "--stop-grace", "2s", "--no-limits")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
@@ -138,16 +115,6 @@ func (p *daemonProcess) terminate(t *testing.T) int {
 	return 0
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // writeConfig writes the config and loads it as the daemon will (same path,
 // hence the same config id and ownership labels).
 func writeConfig(t *testing.T, path, yaml string) *config.Config {
@@ -172,7 +139,7 @@ func TestDaemonRestartReadoptsItsContainers(t *testing.T) {
 	daemontest.Binary(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "lunorad.yaml")
-	addr := freeAddr(t)
+	addr := daemontest.FreeAddr(t)
 	yaml := func(v string) string {
 		return fmt.Sprintf("listen: %s\ncontainers:\n  web:\n    image: %s\n    defaultPort: 8080\n    env: {V: %q}\n", addr, imageDir, v)
 	}

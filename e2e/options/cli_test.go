@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -168,8 +166,8 @@ func TestUpNoLimitsAndSecretsFromTheProcessEnvironment(t *testing.T) {
     instanceType: lite
     secrets: [CLI_SECRET]
 `)
-	addr := freeLoopbackAddr(t)
-	var stderr lockedBuffer
+	addr := daemontest.FreeAddr(t)
+	var stderr daemontest.LockedBuffer
 	cmd := exec.Command(daemontest.Binary(t), "up", "-c", path, "--listen", addr, "--no-limits",
 		"--log-level", "debug", "--stop-grace", "2s")
 	cmd.Env = append(os.Environ(), "CLI_SECRET="+secret)
@@ -258,34 +256,4 @@ func TestUpNoLimitsAndSecretsFromTheProcessEnvironment(t *testing.T) {
 	if strings.Contains(log, secret) {
 		t.Errorf("the secret's value appears in lunorad up's log:\n%s", log)
 	}
-}
-
-// freeLoopbackAddr returns a 127.0.0.1 address with a port free right now.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// lockedBuffer collects a child process's output while the test reads it.
-type lockedBuffer struct {
-	// mu guards buf.
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
