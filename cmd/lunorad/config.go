@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"go.uber.org/zap"
 
@@ -14,7 +16,7 @@ import (
 func loadConfig(path string, log *zap.Logger) (*config.Config, lifecycle.SecretSource, error) {
 	cfg, warnings, err := config.Load(path, config.LoadOptions{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s is not valid:\n%w", path, err)
+		return nil, nil, configError(path, err)
 	}
 	for _, w := range warnings {
 		log.Warn(w.Message, zap.String("field", w.Path), zap.Int("line", w.Line))
@@ -24,4 +26,17 @@ func loadConfig(path string, log *zap.Logger) (*config.Config, lifecycle.SecretS
 		return nil, nil, err
 	}
 	return cfg, secrets, nil
+}
+
+// configError words a Load failure for the terminal: a refused file lists its
+// problems; a file that cannot be read says how to point at one.
+func configError(path string, err error) error {
+	var verr *config.ValidationError
+	if errors.As(err, &verr) {
+		return fmt.Errorf("%s is not valid:\n%w", path, err)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no config file at %s: create it (see configs/example/lunorad.yaml) or pass -c FILE", path)
+	}
+	return fmt.Errorf("cannot read config %s: %w", path, err)
 }

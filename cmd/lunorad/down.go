@@ -22,7 +22,7 @@ func downCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, _, err := config.Load(configPath, config.LoadOptions{})
 			if err != nil {
-				return fmt.Errorf("%s is not valid:\n%w", configPath, err)
+				return configError(configPath, err)
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()

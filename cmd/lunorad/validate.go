@@ -22,7 +22,7 @@ func validateCmd() *cobra.Command {
 			cfg, warnings, err := config.Load(configPath, config.LoadOptions{})
 			var verr *config.ValidationError
 			if err != nil && !errors.As(err, &verr) {
-				return err // the file could not be read at all
+				return configError(configPath, err) // the file could not be read at all
 			}
 			if asJSON {
 				report := struct {

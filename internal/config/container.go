@@ -68,7 +68,7 @@ func (l *loader) container(name string, keyNode, n *yaml.Node) *Container {
 	}}
 	for _, e := range l.mapEntries(path, n) {
 		if !slices.Contains(containerKeys, e.Key) {
-			l.problem(joinKey(path, e.Key), e.KeyNode, "unknown key")
+			l.problem(joinKey(path, e.Key), e.KeyNode, unknownKey(e.Key, containerKeys))
 			continue
 		}
 		v.fields[e.Key] = e
@@ -647,7 +647,7 @@ func (l *loader) knownKeys(path string, n *yaml.Node, known []string) map[string
 	out := map[string]entry{}
 	for _, e := range l.mapEntries(path, n) {
 		if !slices.Contains(known, e.Key) {
-			l.problem(joinKey(path, e.Key), e.KeyNode, "unknown key")
+			l.problem(joinKey(path, e.Key), e.KeyNode, unknownKey(e.Key, known))
 			continue
 		}
 		out[e.Key] = e

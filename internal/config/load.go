@@ -168,7 +168,7 @@ func (l *loader) document(root *yaml.Node, cfg *Config) {
 			containersKey = e.KeyNode
 			l.containers(e.Value, cfg)
 		default:
-			l.problem(e.Key, e.KeyNode, "unknown key")
+			l.problem(e.Key, e.KeyNode, unknownKey(e.Key, topLevelKeys))
 		}
 	}
 	if len(cfg.Containers) == 0 && len(l.problems) == 0 {

@@ -113,14 +113,14 @@ containers:
 `)
 	msg := err.Error()
 	for _, line := range []string{
-		"listn: unknown key (line 1)",
-		"containers.hello.defaultPrt: unknown key (line 7)",
-		"containers.hello.readyOn[0].paht: unknown key (line 8)",
-		"containers.hello.instanceType.cpu: unknown key (line 9)",
-		"containers.hello.rollout.steps: unknown key (line 10)",
-		"containers.hello.image2: unknown key (line 11)",
-		"containers.other.image.tag: unknown key (line 13)",
-		"containers.other.backups.region: unknown key (line 14)",
+		"listn: unknown key; did you mean `listen`? (line 1)",
+		"containers.hello.defaultPrt: unknown key; did you mean `defaultPort`? (line 7)",
+		"containers.hello.readyOn[0].paht: unknown key; did you mean `path`? (line 8)",
+		"containers.hello.instanceType.cpu: unknown key; did you mean `vcpu`? (line 9)",
+		"containers.hello.rollout.steps: unknown key; expected one of stepPercentage, gracePeriodSeconds (line 10)",
+		"containers.hello.image2: unknown key; did you mean `image`? (line 11)",
+		"containers.other.image.tag: unknown key; expected one of registry, build (line 13)",
+		"containers.other.backups.region: unknown key; expected one of bucket, prefix (line 14)",
 	} {
 		if !strings.Contains(msg, line+"\n") && !strings.HasSuffix(msg, line) {
 			t.Errorf("missing %q in:\n%s", line, msg)

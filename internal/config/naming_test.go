@@ -54,3 +54,17 @@ func TestApplicationID(t *testing.T) {
 		t.Error("want stable per name and distinct across names")
 	}
 }
+
+func TestUnknownKeySuggestsOnlyTypos(t *testing.T) {
+	known := []string{"image", "defaultPort", "sleepAfter"}
+	for key, want := range map[string]string{
+		"defaultport": "unknown key; did you mean `defaultPort`?", // case only
+		"sleepafer":   "unknown key; did you mean `sleepAfter`?",  // case and one letter
+		"imag":        "unknown key; did you mean `image`?",
+		"port":        "unknown key; expected one of image, defaultPort, sleepAfter", // too far for a typo
+	} {
+		if got := unknownKey(key, known); got != want {
+			t.Errorf("unknownKey(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
