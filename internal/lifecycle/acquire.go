@@ -37,37 +37,20 @@ func (m *Manager) Acquire(ctx context.Context, container, id string) (*Lease, er
 			return nil, ErrShuttingDown
 		}
 		inst := m.instanceLocked(c, id)
-		switch {
-		case inst.start != nil:
-			op := inst.start
-			op.waiters++
-			coldStart = true
-			m.mu.Unlock()
-			if err := waitFor(ctx, op.done); err != nil {
-				return nil, m.waitErr(c, id, err)
+		if inst.start == nil && inst.stopping == nil {
+			if inst.run != nil {
+				lease := m.leaseLocked(inst, inst.run)
+				lease.coldStart = coldStart
+				m.mu.Unlock()
+				return lease, nil
 			}
-			if op.err != nil {
-				return nil, op.err
-			}
-			starts++
-		case inst.stopping != nil:
-			op := inst.stopping
-			op.waiters++
-			m.mu.Unlock()
-			if err := waitFor(ctx, op.done); err != nil {
-				return nil, m.waitErr(c, id, err)
-			}
-		case inst.run != nil:
-			lease := m.leaseLocked(inst, inst.run)
-			lease.coldStart = coldStart
-			m.mu.Unlock()
-			return lease, nil
-		default:
 			if err := m.admitAutoStartLocked(inst); err != nil {
 				m.mu.Unlock()
 				return nil, err
 			}
-			op := m.beginStartLocked(inst, startRequest{})
+			m.beginStartLocked(inst, startRequest{}) // sets inst.start, joined below
+		}
+		if op := inst.start; op != nil {
 			op.waiters++
 			coldStart = true
 			m.mu.Unlock()
@@ -78,6 +61,14 @@ func (m *Manager) Acquire(ctx context.Context, container, id string) (*Lease, er
 				return nil, op.err
 			}
 			starts++
+			continue
+		}
+		// A stop is in progress: wait for it, then start afresh.
+		op := inst.stopping
+		op.waiters++
+		m.mu.Unlock()
+		if err := waitFor(ctx, op.done); err != nil {
+			return nil, m.waitErr(c, id, err)
 		}
 	}
 	return nil, &NoInstanceError{Err: fmt.Errorf("container %q instance %q was stopped each time it became ready", c.Name, id)}
