@@ -60,21 +60,32 @@ func daemonYAML(imageDir string) string {
 `, benchContainer, imageDir)
 }
 
+// writeBenchConfig writes the bench's container definition into its own
+// folder under the work dir (hence its own config id and ownership labels)
+// and loads it as lunorad will.
+func writeBenchConfig(env *Env, name string) (*config.Config, string, error) {
+	dir := filepath.Join(env.WorkDir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(dir, "lunorad.yaml")
+	if err := os.WriteFile(path, []byte(daemonYAML(env.ImageDir)), 0o644); err != nil {
+		return nil, "", err
+	}
+	cfg, _, err := config.Load(path, config.LoadOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("bench config: %w", err)
+	}
+	return cfg, path, nil
+}
+
 // startDaemon writes the config into its own folder (hence its own config
 // id and ownership labels) and runs `lunorad up` on a free loopback port
 // with GOMAXPROCS=2, then waits for /healthz.
 func startDaemon(ctx context.Context, env *Env, name string) (*daemon, error) {
-	dir := filepath.Join(env.WorkDir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, "lunorad.yaml")
-	if err := os.WriteFile(path, []byte(daemonYAML(env.ImageDir)), 0o644); err != nil {
-		return nil, err
-	}
-	cfg, _, err := config.Load(path, config.LoadOptions{})
+	cfg, path, err := writeBenchConfig(env, name)
 	if err != nil {
-		return nil, fmt.Errorf("bench config: %w", err)
+		return nil, err
 	}
 	listen, err := freeLoopbackAddr()
 	if err != nil {
@@ -84,7 +95,7 @@ func startDaemon(ctx context.Context, env *Env, name string) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, "lunorad.log")
+	logPath := filepath.Join(filepath.Dir(path), "lunorad.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptrace"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/lunora/lunorad/internal/config"
 	"github.com/lunora/lunorad/internal/lifecycle"
 	"github.com/lunora/lunorad/internal/supervisor"
 )
@@ -150,15 +148,7 @@ type rawEngine struct {
 
 func newRawEngine(ctx context.Context, env *Env) (*rawEngine, error) {
 	// The same container definition as the daemon's, loaded the same way.
-	dir := filepath.Join(env.WorkDir, "raw")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, "lunorad.yaml")
-	if err := os.WriteFile(path, []byte(daemonYAML(env.ImageDir)), 0o644); err != nil {
-		return nil, err
-	}
-	cfg, _, err := config.Load(path, config.LoadOptions{})
+	cfg, _, err := writeBenchConfig(env, "raw")
 	if err != nil {
 		return nil, err
 	}
