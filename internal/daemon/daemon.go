@@ -62,11 +62,15 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 10 * time.Second
 	}
+	if opts.StopGrace <= 0 {
+		opts.StopGrace = supervisor.DefaultStopGrace
+	}
 	cfg := opts.Config
 
 	docker, err := supervisor.New(ctx, supervisor.Options{
 		ConfigID:      cfg.ID(),
 		Logger:        log.Named("supervisor"),
+		StopGrace:     opts.StopGrace,
 		LimitsEnabled: !opts.NoLimits,
 		DirectDial:    opts.DirectDial,
 	})
@@ -131,7 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 		log.Error("HTTP server stopped", zap.Error(serveErr))
 	case err := <-managerDone:
 		serveErr = fmt.Errorf("lifecycle manager stopped: %w", err)
-		managerDone <- err
+		managerDone <- err // put it back: the shutdown path below waits on managerDone
 	}
 
 	log.Info("shutting down: refusing new requests, finishing in-flight ones",
@@ -148,11 +152,7 @@ func Run(ctx context.Context, opts Options) error {
 	rt.Close()
 
 	// Stopping containers waits up to StopGrace each (in parallel), so give it that plus slack.
-	grace := opts.StopGrace
-	if grace <= 0 {
-		grace = 10 * time.Second
-	}
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), grace+30*time.Second)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), opts.StopGrace+30*time.Second)
 	defer cancelStop()
 	shutdownErr := manager.Shutdown(stopCtx)
 	stopManager()
