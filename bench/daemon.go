@@ -300,10 +300,29 @@ func (d *daemon) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("%d containers left after lunorad stopped; removed them", len(left)))
 		errs = append(errs, removeContainers(ctx, d.cfg.ID(), left))
 	}
+	if err := removeImages(ctx, d.cfg.ID()); err != nil {
+		errs = append(errs, err)
+	}
 	if c, ok := d.client.Transport.(*http.Transport); ok {
 		c.CloseIdleConnections()
 	}
 	return errors.Join(errs...)
+}
+
+// removeImages removes the images built for configID, so a bench run leaves
+// the engine as it found it.
+func removeImages(ctx context.Context, configID string) error {
+	ctx, cancel := context.WithTimeout(ctx, engineTimeout)
+	defer cancel()
+	eng, err := supervisor.New(ctx, supervisor.Options{ConfigID: configID})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	if _, err := eng.RemoveImages(ctx); err != nil {
+		return fmt.Errorf("removing the bench's images: %w", err)
+	}
+	return nil
 }
 
 // removeContainers force-removes the given containers of configID.

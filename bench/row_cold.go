@@ -238,5 +238,8 @@ func (r *rawEngine) close(ctx context.Context) error {
 	for _, c := range left {
 		errs = append(errs, fmt.Errorf("raw baseline container %s left behind; removing it", c.ID), r.eng.Remove(lctx, c.ID))
 	}
+	if _, err := r.eng.RemoveImages(lctx); err != nil {
+		errs = append(errs, fmt.Errorf("removing the raw baseline's images: %w", err))
+	}
 	return errors.Join(errs...)
 }
