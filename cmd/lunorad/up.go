@@ -34,12 +34,14 @@ func upCmd() *cobra.Command {
 		Long: `Start the daemon on a config file and serve until Ctrl-C.
 
 Container ports are published on 127.0.0.1 and lunorad proxies to them.
-With --direct, containers instead join a bridge network lunorad creates for
-this config (lunorad-<config id>, removed on shutdown) and lunorad proxies to
-their address on it, skipping Docker's userland port proxy: warm requests get
-faster (~90 us each here), but on Engine 20.10 every container start gets
-50-110 ms slower. Where the host cannot route to that network (Docker
-Desktop, a remote engine) lunorad falls back to the published ports.`,
+By default (--direct), once a container is ready lunorad also attaches it to
+an internal bridge network it creates for this config (lunorad-<config id>,
+removed on shutdown) and proxies to its address there, skipping Docker's
+userland port proxy: warm requests get faster. The attach runs in the
+background, so cold starts do not wait for it; requests use the published
+ports until it is done. Where the host cannot route to that network (Docker
+Desktop, a remote engine) or the attach fails, lunorad keeps using the
+published ports. --direct=false uses only the published ports.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logFormat, logLevel)
@@ -104,7 +106,7 @@ Desktop, a remote engine) lunorad falls back to the published ports.`,
 	f.StringVar(&logFormat, "log-format", "console", "log format: console or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&noLimits, "no-limits", false, "do not apply instanceType CPU and memory limits (for slow machines)")
-	f.BoolVar(&direct, "direct", false, "proxy to containers on a bridge network lunorad creates, skipping docker-proxy (faster warm requests, slower cold starts)")
+	f.BoolVar(&direct, "direct", true, "after a container is ready, also attach it to a bridge network lunorad creates and proxy to it there, skipping docker-proxy; --direct=false uses only the published ports")
 	f.DurationVar(&stopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
 	f.DurationVar(&readyTimeout, "ready-timeout", 30*time.Second, "readiness deadline for required ports and readyOn checks")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may finish after Ctrl-C")

@@ -155,7 +155,8 @@ func TestValidateAcceptsAGoodFileWithWarnings(t *testing.T) {
 
 // TestUpNoLimitsAndSecretsFromTheProcessEnvironment runs `lunorad up` as a
 // user does: secrets come from the real process environment, --no-limits
-// drops instanceType's limits, and Ctrl-C removes the containers.
+// drops instanceType's limits, direct dial is on by default, and Ctrl-C
+// removes the containers and lunorad's network.
 func TestUpNoLimitsAndSecretsFromTheProcessEnvironment(t *testing.T) {
 	daemontest.RequireDocker(t)
 	const secret = "process-env-S3CRET-41c9e7"
@@ -234,6 +235,42 @@ func TestUpNoLimitsAndSecretsFromTheProcessEnvironment(t *testing.T) {
 		t.Errorf("--no-limits: NanoCpus %d, Memory %d, MemorySwap %d, want all 0", hc.NanoCpus, hc.Memory, hc.MemorySwap)
 	}
 
+	// Direct dial is the default: the ready container gets attached to
+	// lunorad's network in the background, and is still served.
+	var direct string
+	daemontest.Eventually(t, 30*time.Second, "the instance's direct address", func() bool {
+		resp, err := client.Get(base + "/v1/containers/cli/instances/a")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var d struct {
+			Direct map[string]string `json:"direct"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&d) != nil {
+			return false
+		}
+		direct = d.Direct["8080"]
+		return direct != ""
+	})
+	netName := ""
+	for name, ep := range inspectContainer(t, info.ContainerID).NetworkSettings.Networks {
+		if strings.HasPrefix(name, "lunorad-") {
+			netName = name
+			if want := ep.IPAddress + ":8080"; direct != want {
+				t.Errorf("direct = %q, want %s on %s", direct, want, name)
+			}
+		}
+	}
+	if netName == "" {
+		t.Errorf("container %s is not on a lunorad network", info.ContainerID)
+	}
+	if resp, err := client.Get(base + fetchPath("cli", "a", "/env")); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("request once attached: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -248,6 +285,11 @@ func TestUpNoLimitsAndSecretsFromTheProcessEnvironment(t *testing.T) {
 	}
 	if _, err := dockerCLI("container", "inspect", info.ContainerID); err == nil {
 		t.Errorf("container %s is still there after lunorad up exited", info.ContainerID)
+	}
+	if netName != "" {
+		if _, err := dockerCLI("network", "inspect", netName); err == nil {
+			t.Errorf("network %s is still there after lunorad up exited", netName)
+		}
 	}
 	log := stderr.String()
 	if !strings.Contains(log, "lunorad is serving") {

@@ -170,6 +170,9 @@ type dockerInspect struct {
 		Memory     int64
 		MemorySwap int64
 	}
+	NetworkSettings struct {
+		Networks map[string]struct{ IPAddress string }
+	}
 }
 
 // dockerCLI runs the docker CLI with a deadline and returns its stdout.

@@ -41,11 +41,12 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// NoLimits turns instanceType CPU and memory limits off (slow machines).
 	NoLimits bool
-	// DirectDial puts containers on a bridge network lunorad creates and
-	// proxies to their address there, skipping docker-proxy behind the
-	// published ports. Off by default: on Engine 20.10 a container on a
-	// user-defined network starts 50-110 ms slower, which costs more in a
-	// dev loop than the ~90 us per warm request it saves (BENCHMARKS.md).
+	// DirectDial attaches each container, once it is ready, to a bridge
+	// network lunorad creates, and proxies to its address there from then
+	// on, skipping docker-proxy behind the published ports. The cold start
+	// never waits for it: containers are created on the default bridge and
+	// served on their published ports until the attach is done (or for good
+	// when it fails). cmd/lunorad turns it on by default.
 	DirectDial bool
 	// Ready, when set, receives the bound address once the daemon serves.
 	Ready func(addr net.Addr)
@@ -91,6 +92,7 @@ func Run(ctx context.Context, opts Options) error {
 		StopGrace:     opts.StopGrace,
 		ReadyTimeout:  opts.ReadyTimeout,
 		LimitsEnabled: !opts.NoLimits,
+		DirectDial:    opts.DirectDial,
 	})
 	if err != nil {
 		return fmt.Errorf("lifecycle: %w", err)

@@ -115,7 +115,7 @@ func (m *Manager) leaseLocked(inst *instance, r *run) *Lease {
 		r.idleTimer.Stop()
 	}
 	r.lastActivity.Store(m.clock.Now().UnixNano())
-	return &Lease{m: m, inst: inst, run: r}
+	return &Lease{m: m, inst: inst, run: r, direct: r.direct}
 }
 
 func (m *Manager) release(l *Lease) {
@@ -230,9 +230,13 @@ func (m *Manager) onHardTimeout(inst *instance, gen uint64) {
 // one run: Done closes when that run ends. Until Streaming is called the
 // lease is a request in flight and the instance does not sleep.
 type Lease struct {
-	m         *Manager
-	inst      *instance
-	run       *run
+	m    *Manager
+	inst *instance
+	run  *run
+	// direct is run.direct when the lease was made: a lease keeps the
+	// addresses it started with, and leases made after an attach get the
+	// direct ones.
+	direct    map[int]string
 	coldStart bool
 	released  atomic.Bool
 	// streaming is guarded by Manager.mu.
@@ -267,10 +271,10 @@ func (l *Lease) DefaultPort() int {
 }
 
 // Addr returns the address to dial for a published container port: the
-// container's own address when the runtime reported a direct route (no
-// docker-proxy hop), else its "127.0.0.1:NNNNN" published port.
+// container's own address when it had a direct route (no docker-proxy hop)
+// as the lease was made, else its "127.0.0.1:NNNNN" published port.
 func (l *Lease) Addr(port int) (string, bool) {
-	return l.run.addr(port)
+	return dialAddr(l.direct, l.run.ports, port)
 }
 
 // Ports lists the published container ports, sorted.

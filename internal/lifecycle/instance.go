@@ -82,9 +82,12 @@ type run struct {
 	containerID string
 	image       string
 	ports       map[int]string // published, "127.0.0.1:NNNNN"
-	direct      map[int]string // Running.Direct: preferred when present
-	startedAt   time.Time
-	adopted     bool
+	// direct is Running.Direct, or what the background attach found once
+	// the run was ready; preferred when present. It is replaced whole,
+	// never changed in place, so a lease may keep the map it was given.
+	direct    map[int]string
+	startedAt time.Time
+	adopted   bool
 
 	// done closes when the run ends: a stop begins, the container exits or
 	// the start fails. Leases and the prober watch it.
@@ -107,16 +110,22 @@ type run struct {
 }
 
 // addr is the address lunorad dials for a container port: the direct one
-// when the runtime reported it, else the published one.
+// when there is one, else the published one. It reads r.direct: call it
+// with Manager.mu held.
 func (r *run) addr(port int) (string, bool) {
-	if a, ok := r.direct[port]; ok {
+	return dialAddr(r.direct, r.ports, port)
+}
+
+// dialAddr is direct's address for port, else published's.
+func dialAddr(direct, published map[int]string, port int) (string, bool) {
+	if a, ok := direct[port]; ok {
 		return a, true
 	}
-	a, ok := r.ports[port]
+	a, ok := published[port]
 	return a, ok
 }
 
-// addrs is addr for every published port.
+// addrs is addr for every published port (Manager.mu held).
 func (r *run) addrs() map[int]string {
 	out := make(map[int]string, len(r.ports))
 	for port := range r.ports {

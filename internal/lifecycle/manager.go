@@ -42,6 +42,11 @@ type Options struct {
 	AdoptGrace time.Duration
 	// LimitsEnabled passes instanceType CPU and memory limits to RunSpec.
 	LimitsEnabled bool
+	// DirectDial: when the Runtime is also an Attacher, attach each
+	// container in the background once it is ready, and dial it at the
+	// address Attach returns from then on (published ports until then, and
+	// for good if the attach fails).
+	DirectDial bool
 }
 
 const (
@@ -88,6 +93,13 @@ type Manager struct {
 	startTimeout time.Duration
 	adoptGrace   time.Duration
 	limits       bool
+	// attacher is rt as an Attacher when Options.DirectDial is on and rt
+	// implements it; nil otherwise.
+	attacher Attacher
+	// attachWarnOnce makes a failed attach a warning once per manager: the
+	// cause (a network that cannot be had, an engine refusing connects) is
+	// usually the same for every container, and published ports still work.
+	attachWarnOnce sync.Once
 
 	// startsCtx parents every start so that Shutdown can cancel them all; it
 	// is detached from any request on purpose.
@@ -145,6 +157,9 @@ func NewManager(opts Options) (*Manager, error) {
 		instances:      make(map[string]map[string]*instance),
 		byContainerID:  make(map[string]*instance),
 		unmatchedExits: make(map[string]unmatchedExit),
+	}
+	if a, ok := opts.Runtime.(Attacher); ok && opts.DirectDial {
+		m.attacher = a
 	}
 	if m.clock == nil {
 		m.clock = clock.Real{}

@@ -268,10 +268,13 @@ func (m *Manager) registerRun(inst *instance, op *startOp, gen uint64, running R
 
 func (m *Manager) gate(ctx context.Context, inst *instance, r *run) error {
 	c := inst.cfg
+	m.mu.Lock()
+	addrs := r.addrs()
+	m.mu.Unlock()
 	target := ProbeTarget{
 		Container: c.Name,
 		Instance:  inst.id,
-		Addrs:     r.addrs(),
+		Addrs:     addrs,
 		Ports:     c.PortsToCheck(),
 		ReadyOn:   c.ReadyOn,
 		Timeout:   m.readyTimeout,
@@ -303,6 +306,9 @@ func (m *Manager) finishStart(ctx context.Context, inst *instance, op *startOp, 
 			// Nobody may be waiting any more: the instance then idles out.
 			m.armIdleLocked(inst, r, m.sleepAfter(inst.cfg))
 		}
+		// After readiness, never before: the attach must not delay the
+		// cold start it would speed up the next requests of.
+		m.maybeAttachLocked(inst, r)
 		msg := fmt.Sprintf("started in %dms", m.clock.Now().Sub(op.began).Milliseconds())
 		if r.adopted {
 			msg = fmt.Sprintf("adopted running container %s", shortID(r.containerID))

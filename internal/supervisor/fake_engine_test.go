@@ -47,6 +47,7 @@ type fakeEngine struct {
 	networkCreate    func(ctx context.Context, name string, o network.CreateOptions) (network.CreateResponse, error)
 	networkInspect   func(ctx context.Context, id string) (network.Inspect, error)
 	networkRemove    func(ctx context.Context, id string) error
+	networkConnect   func(ctx context.Context, netID, containerID string) error
 
 	// mu guards calls.
 	mu    sync.Mutex
@@ -214,6 +215,14 @@ func (f *fakeEngine) NetworkRemove(ctx context.Context, id string) error {
 		return nil
 	}
 	return f.networkRemove(ctx, id)
+}
+
+func (f *fakeEngine) NetworkConnect(ctx context.Context, netID, containerID string, _ *network.EndpointSettings) error {
+	f.record("networkConnect " + netID + " " + containerID)
+	if f.networkConnect == nil {
+		return nil
+	}
+	return f.networkConnect(ctx, netID, containerID)
 }
 
 // newFakeDocker returns a Docker over f with a fake clock.

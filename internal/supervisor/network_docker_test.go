@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 	"github.com/lunora/lunorad/internal/lifecycle"
 )
 
-func TestDirectDialOnOurOwnNetwork(t *testing.T) {
+func TestAttachOnTheRealEngine(t *testing.T) {
 	requireDocker(t)
 	t.Parallel()
 	// Its own config; container names keep only 8 characters of the config
@@ -27,22 +28,44 @@ func TestDirectDialOnOurOwnNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if nets := insp.NetworkSettings.Networks; len(nets) != 1 || nets["bridge"] == nil || a.Direct != nil {
+		t.Fatalf("after Run: networks = %v Direct = %v, want only the default bridge", nets, a.Direct)
+	}
+
+	began := time.Now()
+	direct, err := d.Attach(ctx, a.ID, a.Ports)
+	took := time.Since(began)
+	if err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	t.Logf("first Attach (network create + connect + inspect + probe) took %s", took)
+	insp, err = suite.cli.ContainerInspect(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ep := insp.NetworkSettings.Networks[networkName(configID)]
-	if ep == nil || ep.IPAddress == "" || len(insp.NetworkSettings.Networks) != 1 {
-		t.Fatalf("networks = %+v, want only %s", insp.NetworkSettings.Networks, networkName(configID))
+	if ep == nil || ep.IPAddress == "" || insp.NetworkSettings.Networks["bridge"] == nil {
+		t.Fatalf("after Attach: networks = %+v, want the default bridge and %s", insp.NetworkSettings.Networks, networkName(configID))
+	}
+	if want := ep.IPAddress + ":8080"; direct[8080] != want || len(direct) != 1 {
+		t.Fatalf("Attach = %v, want 8080 → %s", direct, want)
 	}
 	net1, err := suite.cli.NetworkInspect(ctx, networkName(configID), network.InspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ownedNetwork(net1, configID) || net1.Internal {
-		t.Errorf("network = %s driver %s labels %v internal %v, want our plain bridge", net1.Name, net1.Driver, net1.Labels, net1.Internal)
+	if !ownedNetwork(net1, configID) || !net1.Internal {
+		t.Errorf("network = %s driver %s labels %v internal %v, want our internal bridge", net1.Name, net1.Driver, net1.Labels, net1.Internal)
 	}
-	if want := ep.IPAddress + ":8080"; a.Direct[8080] != want {
-		t.Fatalf("Direct = %v, want 8080 → %s", a.Direct, want)
-	}
-	waitHTTP(t, a.Direct[8080], "/live")
+	waitHTTP(t, direct[8080], "/live")
 	waitHTTP(t, a.Ports[8080], "/live") // the published port stays, as the fallback
+
+	began = time.Now()
+	again, err := d.Attach(ctx, a.ID, a.Ports)
+	if err != nil || !maps.Equal(again, direct) {
+		t.Errorf("second Attach = %v, %v; want %v again", again, err, direct)
+	}
+	t.Logf("second Attach (already connected) took %s", time.Since(began))
 
 	// A restarted daemon (a new Docker) adopts the container with its
 	// direct address and reuses the network rather than failing on it.
@@ -51,11 +74,17 @@ func TestDirectDialOnOurOwnNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 1 || list[0].Direct[8080] != a.Direct[8080] {
-		t.Errorf("ListOwned = %+v, want a with Direct %v", list, a.Direct)
+	if len(list) != 1 || list[0].Direct[8080] != direct[8080] {
+		t.Errorf("ListOwned = %+v, want a with Direct %v", list, direct)
 	}
 	b := runTestServer(t, d2, lifecycle.RunSpec{Instance: "net-b"})
-	waitHTTP(t, b.Direct[8080], "/live")
+	began = time.Now()
+	bDirect, err := d2.Attach(ctx, b.ID, b.Ports)
+	if err != nil {
+		t.Fatalf("Attach b: %v", err)
+	}
+	t.Logf("Attach on an existing network took %s", time.Since(began))
+	waitHTTP(t, bDirect[8080], "/live")
 	if insp, err := suite.cli.ContainerInspect(ctx, b.ID); err != nil || insp.NetworkSettings.Networks[networkName(configID)].NetworkID != net1.ID {
 		t.Errorf("b is not on the reused network %s: %v", shortID(net1.ID), err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -20,21 +21,32 @@ import (
 
 const testNetConfig = "cfg0123456789"
 
-// directFake is runFake where a container created on a network gets the
-// address 10.99.0.2 on it, as the engine reports it after start.
-func directFake() (*fakeEngine, *[]*container.HostConfig) {
-	f, _, hcs := runFake()
+// directFake is runFake where a container connected to a network gets the
+// address 10.99.0.2 on it, as the engine reports it on inspect. connected
+// holds the ids of the networks connected to.
+func directFake() (f *fakeEngine, hcs *[]*container.HostConfig, connected *[]string) {
+	f, _, hcs = runFake()
+	var mu sync.Mutex
+	var nets []string
 	inspect := f.containerInspect
+	f.networkConnect = func(ctx context.Context, netID, containerID string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		nets = append(nets, netID)
+		return nil
+	}
 	f.containerInspect = func(ctx context.Context, id string) (container.InspectResponse, error) {
 		insp, err := inspect(ctx, id)
-		if mode := (*hcs)[len(*hcs)-1].NetworkMode; mode != "" && err == nil {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(nets) > 0 && err == nil {
 			insp.NetworkSettings.Networks = map[string]*network.EndpointSettings{
-				string(mode): {IPAddress: "10.99.0.2", Gateway: "10.99.0.1"},
+				"lunorad-" + testNetConfig: {IPAddress: "10.99.0.2"},
 			}
 		}
 		return insp, err
 	}
-	return f, hcs
+	return f, hcs, &nets
 }
 
 // fakeDial answers every dial with err (nil: a connection) and counts the dials.
@@ -61,8 +73,8 @@ func runWeb(t *testing.T, d *Docker, instance string) lifecycle.Running {
 	return r
 }
 
-func TestRunAttachesToOurNetworkAndReportsTheDirectAddress(t *testing.T) {
-	f, hcs := directFake()
+func TestRunStaysOnTheDefaultBridgeAndAttachReportsTheDirectAddress(t *testing.T) {
+	f, hcs, connected := directFake()
 	var created network.CreateOptions
 	f.networkCreate = func(ctx context.Context, name string, o network.CreateOptions) (network.CreateResponse, error) {
 		created = o
@@ -71,49 +83,86 @@ func TestRunAttachesToOurNetworkAndReportsTheDirectAddress(t *testing.T) {
 	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
 	dials := fakeDial(d, &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
 
-	first := runWeb(t, d, "a")
-	second := runWeb(t, d, "b")
-
-	if got := f.called("networkCreate"); len(got) != 1 || got[0] != "networkCreate lunorad-"+testNetConfig {
-		t.Errorf("network creates = %v, want one of lunorad-%s", got, testNetConfig)
-	}
-	if created.Driver != "bridge" || created.Internal || created.Labels[LabelManaged] != "true" || created.Labels[LabelConfig] != testNetConfig {
-		t.Errorf("network create options = %+v, want a plain bridge with our labels", created)
+	first, second := runWeb(t, d, "a"), runWeb(t, d, "b")
+	if got := f.called("network"); len(got) != 0 {
+		t.Errorf("network calls during Run = %v, want none: the cold start stays on the default bridge", got)
 	}
 	for i, hc := range *hcs {
-		if hc.NetworkMode != container.NetworkMode("lunorad-"+testNetConfig) {
-			t.Errorf("container %d NetworkMode = %q", i, hc.NetworkMode)
-		}
-		if b := hc.PortBindings["8080/tcp"]; len(b) != 1 || b[0].HostIP != "127.0.0.1" {
-			t.Errorf("container %d still needs its published port on 127.0.0.1: %v", i, b)
+		if hc.NetworkMode != "" {
+			t.Errorf("container %d NetworkMode = %q, want the default bridge", i, hc.NetworkMode)
 		}
 	}
 	for _, r := range []lifecycle.Running{first, second} {
-		if r.Direct[8080] != "10.99.0.2:8080" || len(r.Direct) != 1 {
-			t.Errorf("Direct = %v, want 8080 → 10.99.0.2:8080", r.Direct)
+		if r.Direct != nil {
+			t.Errorf("Run's Direct = %v, want none before Attach", r.Direct)
 		}
-		if !strings.HasPrefix(r.Ports[8080], "127.0.0.1:") {
-			t.Errorf("Ports = %v, want the published port kept", r.Ports)
+		direct, err := d.Attach(context.Background(), r.ID, r.Ports)
+		if err != nil {
+			t.Fatalf("Attach: %v", err)
 		}
+		if direct[8080] != "10.99.0.2:8080" || len(direct) != 1 {
+			t.Errorf("Attach = %v, want 8080 → 10.99.0.2:8080", direct)
+		}
+	}
+	if got := f.called("networkCreate"); len(got) != 1 || got[0] != "networkCreate lunorad-"+testNetConfig {
+		t.Errorf("network creates = %v, want one of lunorad-%s", got, testNetConfig)
+	}
+	if created.Driver != "bridge" || !created.Internal || created.Labels[LabelManaged] != "true" || created.Labels[LabelConfig] != testNetConfig {
+		t.Errorf("network create options = %+v, want an internal bridge with our labels", created)
+	}
+	if len(*connected) != 2 || (*connected)[0] != "net-id" {
+		t.Errorf("connects = %v, want two to net-id", *connected)
 	}
 	if n := dials.Load(); n != 1 {
 		t.Errorf("reachability probed %d times, want once per Docker", n)
 	}
 }
 
-func TestUnroutableNetworkFallsBackToPublishedPortsForGood(t *testing.T) {
+func TestAttachOfAnAlreadyConnectedContainerSucceeds(t *testing.T) {
+	f, _, _ := directFake()
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	fakeDial(d, nil)
+	r := runWeb(t, d, "a")
+	if _, err := d.Attach(context.Background(), r.ID, r.Ports); err != nil {
+		t.Fatal(err)
+	}
+	// What Engine 20.10 answers to a second connect.
+	f.networkConnect = func(ctx context.Context, netID, containerID string) error {
+		return cerrdefs.ErrPermissionDenied.WithMessage("endpoint with name x already exists in network lunorad-" + testNetConfig)
+	}
+	direct, err := d.Attach(context.Background(), r.ID, r.Ports)
+	if err != nil || direct[8080] != "10.99.0.2:8080" {
+		t.Errorf("second Attach = %v, %v; want the same direct address and no error", direct, err)
+	}
+}
+
+func TestAttachReportsAConnectFailure(t *testing.T) {
+	f, _, _ := directFake()
+	f.networkConnect = func(ctx context.Context, netID, containerID string) error {
+		return errors.New("engine says no")
+	}
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	fakeDial(d, nil)
+	r := runWeb(t, d, "a")
+	if direct, err := d.Attach(context.Background(), r.ID, r.Ports); err == nil || !strings.Contains(err.Error(), "engine says no") || direct != nil {
+		t.Errorf("Attach = %v, %v; want the connect error", direct, err)
+	}
+}
+
+func TestUnroutableNetworkGivesNoDirectAddressForGood(t *testing.T) {
 	for name, dialErr := range map[string]error{
 		"timeout":          context.DeadlineExceeded,
 		"host unreachable": &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)},
 		"net unreachable":  &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			f, _ := directFake()
+			f, _, _ := directFake()
 			d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
 			dials := fakeDial(d, dialErr)
 			for _, inst := range []string{"a", "b"} {
-				if r := runWeb(t, d, inst); r.Direct != nil || r.Ports[8080] == "" {
-					t.Errorf("Run(%s) Direct = %v Ports = %v, want no Direct and the published port", inst, r.Direct, r.Ports)
+				r := runWeb(t, d, inst)
+				if direct, err := d.Attach(context.Background(), r.ID, r.Ports); err != nil || len(direct) != 0 {
+					t.Errorf("Attach(%s) = %v, %v; want no direct address and no error", inst, direct, err)
 				}
 			}
 			if n := dials.Load(); n != 1 {
@@ -123,30 +172,30 @@ func TestUnroutableNetworkFallsBackToPublishedPortsForGood(t *testing.T) {
 	}
 }
 
-func TestDirectDialOffKeepsTheDefaultBridge(t *testing.T) {
-	f, hcs := directFake()
+func TestDirectDialOffMakesNoNetwork(t *testing.T) {
+	f, _, _ := directFake()
 	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 	dials := fakeDial(d, nil)
 	r := runWeb(t, d, "a")
-	if got := f.called("network"); len(got) != 0 {
-		t.Errorf("network calls = %v, want none", got)
+	if _, err := d.Attach(context.Background(), r.ID, r.Ports); !errors.Is(err, errDirectDialOff) {
+		t.Errorf("Attach with direct dial off: %v, want errDirectDialOff", err)
 	}
-	if (*hcs)[0].NetworkMode != "" || r.Direct != nil || dials.Load() != 0 {
-		t.Errorf("NetworkMode = %q Direct = %v dials = %d, want default bridge, no Direct, no probe", (*hcs)[0].NetworkMode, r.Direct, dials.Load())
+	if got := f.called("network"); len(got) != 0 || dials.Load() != 0 {
+		t.Errorf("network calls = %v, dials = %d; want none", got, dials.Load())
 	}
 }
 
 func TestExistingNetworkIsReusedOnlyWhenOurs(t *testing.T) {
 	for name, tc := range map[string]struct {
-		labels   map[string]string
-		wantMode container.NetworkMode
+		labels  map[string]string
+		wantNet string // "": Attach fails
 	}{
-		"ours (left by a killed daemon)": {map[string]string{LabelManaged: "true", LabelConfig: testNetConfig}, "lunorad-" + testNetConfig},
+		"ours (left by a killed daemon)": {map[string]string{LabelManaged: "true", LabelConfig: testNetConfig}, "existing"},
 		"another config's":               {map[string]string{LabelManaged: "true", LabelConfig: "other"}, ""},
 		"not lunorad's":                  {nil, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
-			f, hcs := directFake()
+			f, _, connected := directFake()
 			f.networkCreate = func(ctx context.Context, name string, o network.CreateOptions) (network.CreateResponse, error) {
 				return network.CreateResponse{}, cerrdefs.ErrConflict.WithMessage("network with name " + name + " already exists")
 			}
@@ -155,12 +204,15 @@ func TestExistingNetworkIsReusedOnlyWhenOurs(t *testing.T) {
 			}
 			d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
 			fakeDial(d, nil)
-			runWeb(t, d, "a")
-			runWeb(t, d, "b")
-			for i, hc := range *hcs {
-				if hc.NetworkMode != tc.wantMode {
-					t.Errorf("container %d NetworkMode = %q, want %q", i, hc.NetworkMode, tc.wantMode)
+			for _, inst := range []string{"a", "b"} {
+				r := runWeb(t, d, inst)
+				_, err := d.Attach(context.Background(), r.ID, r.Ports)
+				if (err == nil) != (tc.wantNet != "") {
+					t.Errorf("Attach(%s): %v, want success %v", inst, err, tc.wantNet != "")
 				}
+			}
+			if tc.wantNet != "" && (len(*connected) != 2 || (*connected)[0] != tc.wantNet) {
+				t.Errorf("connects = %v, want two to %s", *connected, tc.wantNet)
 			}
 			if got := f.called("networkCreate"); len(got) != 1 {
 				t.Errorf("network creates = %v, want one: the outcome is decided once", got)
@@ -169,28 +221,29 @@ func TestExistingNetworkIsReusedOnlyWhenOurs(t *testing.T) {
 	}
 }
 
-func TestRunRecreatesANetworkRemovedUnderIt(t *testing.T) {
-	f, hcs := directFake()
-	create := f.containerCreate
+func TestAttachRecreatesANetworkRemovedUnderIt(t *testing.T) {
+	f, _, _ := directFake()
+	connect := f.networkConnect
 	var removed atomic.Bool
-	f.containerCreate = func(ctx context.Context, cfg *container.Config, hc *container.HostConfig, name string) (container.CreateResponse, error) {
+	f.networkConnect = func(ctx context.Context, netID, containerID string) error {
 		if removed.Swap(false) {
-			return container.CreateResponse{}, cerrdefs.ErrNotFound.WithMessage("network " + string(hc.NetworkMode) + " not found")
+			return cerrdefs.ErrNotFound.WithMessage("network " + netID + " not found")
 		}
-		return create(ctx, cfg, hc, name)
+		return connect(ctx, netID, containerID)
 	}
 	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
 	fakeDial(d, nil)
-	runWeb(t, d, "a")
+	a := runWeb(t, d, "a")
+	if _, err := d.Attach(context.Background(), a.ID, a.Ports); err != nil {
+		t.Fatal(err)
+	}
 	removed.Store(true)
-	if r := runWeb(t, d, "b"); r.Direct[8080] == "" {
-		t.Errorf("Direct = %v after recreating the network", r.Direct)
+	b := runWeb(t, d, "b")
+	if direct, err := d.Attach(context.Background(), b.ID, b.Ports); err != nil || direct[8080] == "" {
+		t.Errorf("Attach after the network was removed = %v, %v", direct, err)
 	}
 	if got := f.called("networkCreate"); len(got) != 2 {
 		t.Errorf("network creates = %v, want the network created again", got)
-	}
-	if mode := (*hcs)[len(*hcs)-1].NetworkMode; mode != container.NetworkMode("lunorad-"+testNetConfig) {
-		t.Errorf("NetworkMode = %q", mode)
 	}
 }
 

@@ -26,8 +26,8 @@ const publishHostIP = "127.0.0.1"
 const hostGateway = "host.docker.internal:host-gateway"
 
 // Run creates and starts the container for spec and reads back the host port
-// of every published port: spec.Ports plus the ports the image EXPOSEs, and,
-// with direct dial, the container's address on lunorad's network. A
+// of every published port: spec.Ports plus the ports the image EXPOSEs. It
+// always runs on the default bridge (see Attach for lunorad's network). A
 // leftover container of this config with the same name (same container and
 // instance) is removed and the create retried once. On any error after the
 // create, the container is force-removed before returning.
@@ -42,21 +42,9 @@ func (d *Docker) Run(ctx context.Context, spec lifecycle.RunSpec) (lifecycle.Run
 		return lifecycle.Running{}, err
 	}
 	cfg, hostCfg := d.containerConfig(spec, ports, log)
-	netName := d.attachNetwork(ctx)
-	if netName != "" {
-		hostCfg.NetworkMode = container.NetworkMode(netName)
-	}
 	name := containerName(d.configID, spec.Container, spec.Instance)
 
 	id, err := d.create(ctx, cfg, hostCfg, name, log)
-	if err != nil && netName != "" && cerrdefs.IsNotFound(err) {
-		// Our network was removed under us (docker network rm, lunorad
-		// down from another shell): create it again, once.
-		log.Info("lunorad's bridge network is gone; creating it again", zap.String("network", netName))
-		d.forgetNetwork()
-		hostCfg.NetworkMode = container.NetworkMode(d.attachNetwork(ctx))
-		id, err = d.create(ctx, cfg, hostCfg, name, log)
-	}
 	if err != nil {
 		return lifecycle.Running{}, err
 	}
@@ -69,7 +57,7 @@ func (d *Docker) Run(ctx context.Context, spec lifecycle.RunSpec) (lifecycle.Run
 		cancel()
 		return lifecycle.Running{}, err
 	}
-	log.Debug("container running", zap.String("id", running.ID), zap.Any("ports", running.Ports), zap.Any("direct", running.Direct))
+	log.Debug("container running", zap.String("id", running.ID), zap.Any("ports", running.Ports))
 	return running, nil
 }
 
@@ -215,7 +203,6 @@ func (d *Docker) startAndInspect(ctx context.Context, id string, ports []int) (l
 		return lifecycle.Running{}, fmt.Errorf("inspecting container %s: %w", shortID(id), err)
 	}
 	running := runningFromInspect(insp)
-	running.Direct = d.directAddrs(ctx, insp, running.Ports)
 	if insp.State != nil && (insp.State.Status == container.StateExited || insp.State.Status == container.StateDead) {
 		// The app died at once: an exit for lifecycle's crash handling,
 		// not a port the engine failed to publish.

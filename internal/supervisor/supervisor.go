@@ -1,8 +1,9 @@
 // Package supervisor runs lunorad's containers on the Docker Engine: it builds
 // or finds images, creates, starts, stops and removes one labelled container
 // per instance with its ports published on 127.0.0.1 (and, with direct dial,
-// on a bridge network of its own that the host reaches without docker-proxy),
-// lists what this daemon owns and streams container exits. It implements lifecycle.Runtime and is the
+// attaches running ones to a bridge network of its own that the host reaches
+// without docker-proxy), lists what this daemon owns and streams container
+// exits. It implements lifecycle.Runtime and lifecycle.Attacher and is the
 // only package that imports the Docker client.
 package supervisor
 
@@ -33,8 +34,11 @@ import (
 	"github.com/lunora/lunorad/internal/lifecycle"
 )
 
-// Interface guard.
-var _ lifecycle.Runtime = (*Docker)(nil)
+// Interface guards.
+var (
+	_ lifecycle.Runtime  = (*Docker)(nil)
+	_ lifecycle.Attacher = (*Docker)(nil)
+)
 
 // Timeouts of Docker calls. The client's http.Client has none, and a wedged
 // engine must not wedge lunorad (nomad: "protect against wedged locked-up API
@@ -79,6 +83,7 @@ type engine interface {
 	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
 	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
 	NetworkRemove(ctx context.Context, networkID string) error
+	NetworkConnect(ctx context.Context, networkID, containerID string, config *network.EndpointSettings) error
 }
 
 // Options configure a Docker runtime.
@@ -100,11 +105,12 @@ type Options struct {
 	LimitsEnabled bool
 	// CallTimeout bounds each unary Docker call; 0 means 30 s.
 	CallTimeout time.Duration
-	// DirectDial attaches containers to a bridge network of this config
-	// ("lunorad-<ConfigID>") and reports their address on it in
-	// Running.Direct when the host can route there, so lunorad reaches them
-	// without docker-proxy. False keeps them on the default bridge, reached
-	// on their published ports only.
+	// DirectDial enables Attach, which connects a running container to an
+	// internal bridge network of this config ("lunorad-<ConfigID>") and
+	// returns its address there when the host can route to it, and makes
+	// ListOwned report that address in Running.Direct for containers
+	// already connected. Containers are always created on the default
+	// bridge with their published ports. False: no network at all.
 	DirectDial bool
 }
 
@@ -138,13 +144,14 @@ type Docker struct {
 	directDial bool
 	dial       dialFunc
 
-	// netMu guards netID and netFailed (held across the network's create).
+	// netMu guards netID and netErr (held across the network's create).
 	netMu sync.Mutex
 	// netID is our network's id once created or adopted; "" before, and
 	// after RemoveNetwork.
 	netID string
-	// netFailed: the network could not be had; Run no longer tries.
-	netFailed bool
+	// netErr: the network could not be had; Attach returns it without
+	// trying again.
+	netErr error
 
 	// reachMu guards reach (held across the one reachability probe).
 	reachMu sync.Mutex
