@@ -69,7 +69,7 @@ func attemptFrom(ctx context.Context) *attempt {
 
 // newReverseProxy builds the one ReverseProxy every data-plane attempt goes
 // through; per-attempt state travels in the request context.
-func newReverseProxy(log *zap.Logger) *httputil.ReverseProxy {
+func newReverseProxy(log *zap.Logger, buffers *bufferPool) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:   rewrite,
 		Transport: attemptTransport{},
@@ -79,7 +79,7 @@ func newReverseProxy(log *zap.Logger) *httputil.ReverseProxy {
 		// is written once at its end: a flush timer and an extra header
 		// write per response cost a third of the warm-path throughput.
 		FlushInterval:  0,
-		BufferPool:     newBufferPool(),
+		BufferPool:     buffers,
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   recordProxyError,
 		ErrorLog:       zap.NewStdLog(log.Named("reverseproxy")),
@@ -123,6 +123,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 // retryable pool 5xx into a retry.
 func modifyResponse(res *http.Response) error {
 	a := attemptFrom(res.Request.Context())
+	if res.StatusCode == http.StatusSwitchingProtocols && !isUpgrade(res.Request) {
+		return errUnexpectedSwitch // ReverseProxy would answer an empty 200
+	}
 	if a.retry5xx && res.StatusCode >= 500 {
 		a.status = res.StatusCode
 		return errRetryResponse
