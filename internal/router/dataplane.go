@@ -232,10 +232,14 @@ func (rt *Router) attempt(w http.ResponseWriter, r *http.Request, route dataRout
 		lease: lease, transport: pool.transport, addr: addr, path: route.path,
 		instanceHeader: encodeID(id), clock: rt.clock, retry5xx: retry5xx,
 	}
-	a.trace.WroteRequest = a.wroteRequest
-	req := r.WithContext(httptrace.WithClientTrace(context.WithValue(attemptCtx, attemptKey{}, a), &a.trace))
-	req.Body, req.GetBody = body.forAttempt()
-	rt.proxy.ServeHTTP(w, req)
+	if !rt.reverseProxyOnly && inlineEligible(r, body) {
+		rt.forwardInline(attemptCtx, w, r, a, pool.conns, body.buf)
+	} else {
+		a.trace.WroteRequest = a.wroteRequest
+		req := r.WithContext(httptrace.WithClientTrace(context.WithValue(attemptCtx, attemptKey{}, a), &a.trace))
+		req.Body, req.GetBody = body.forAttempt()
+		rt.proxy.ServeHTTP(w, req)
+	}
 
 	switch {
 	case a.responded:

@@ -36,6 +36,9 @@ type inflight struct {
 // ends (Lease.Done): the issue asks for "pools dropped when an instance
 // stops", which one shared Transport could only do globally.
 type instancePool struct {
+	// conns carries the requests forwarded inline; transport the rest
+	// (upgrades, streamed bodies).
+	conns     *connPool
 	transport *http.Transport
 
 	// mu guards everything that follows.
@@ -63,7 +66,7 @@ func (p *instancePool) unregister(f *inflight) {
 	last := p.stopped && len(p.inflight) == 0
 	p.mu.Unlock()
 	if last {
-		p.transport.CloseIdleConnections()
+		p.closeIdle()
 	}
 }
 
@@ -75,6 +78,11 @@ func (p *instancePool) stop(cause error) {
 		f.cancel(cause)
 	}
 	p.mu.Unlock()
+	p.closeIdle()
+}
+
+func (p *instancePool) closeIdle() {
+	p.conns.closeIdle()
 	p.transport.CloseIdleConnections()
 }
 
@@ -114,7 +122,7 @@ func (ps *pools) get(container string, l Lease) *instancePool {
 	if p := ps.byKey[k]; p != nil {
 		return p
 	}
-	p := &instancePool{transport: newInstanceTransport(), inflight: make(map[*inflight]struct{})}
+	p := &instancePool{conns: newConnPool(), transport: newInstanceTransport(), inflight: make(map[*inflight]struct{})}
 	if ps.closed {
 		// The router is closed (and may be waiting for its watchers): a
 		// stopped pool refuses the attempt without starting a watcher.

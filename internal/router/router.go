@@ -54,8 +54,12 @@ type Router struct {
 	heartbeat time.Duration
 	metrics   *metrics
 	proxy     *httputil.ReverseProxy
-	pools     *pools
-	handler   http.Handler
+	buffers   *bufferPool // body copy buffers of both proxy paths
+	// reverseProxyOnly sends every request through ReverseProxy, never
+	// inline; tests set it to compare the two paths.
+	reverseProxyOnly bool
+	pools            *pools
+	handler          http.Handler
 
 	// draining refuses new data-plane requests (Drain).
 	draining  atomic.Bool
@@ -100,7 +104,8 @@ func New(opts Options) *Router {
 		reg = prometheus.NewRegistry()
 	}
 	rt.metrics = newMetrics(reg)
-	rt.proxy = newReverseProxy(rt.log)
+	rt.buffers = newBufferPool()
+	rt.proxy = newReverseProxy(rt.log, rt.buffers)
 	rt.pools = newPools(rt.closing)
 	rt.handler = rt.routes()
 	return rt

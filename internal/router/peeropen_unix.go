@@ -1,0 +1,30 @@
+//go:build unix
+
+package router
+
+import (
+	"net"
+	"syscall"
+)
+
+// peerOpen reports whether an idle connection is still open at the other
+// end: a non-blocking peek finds nothing to read (EAGAIN). EOF, a reset or
+// unexpected bytes mean the container closed it or broke it.
+func peerOpen(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var buf [1]byte
+	open := false
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		open = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
+		return true // never wait: this is a probe, not a read
+	})
+	return err == nil && open
+}

@@ -1,0 +1,318 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// The inline upstream client: one instance run's keep-alive connections,
+// used by forwardInline to send a request and read its response on the
+// handler's own goroutine. http.Transport hands every request to a writer
+// goroutine and every response to a reader goroutine; on a small VM those two
+// wake-ups per request were most of the warm path's cost (BENCHMARKS.md). The
+// Transport stays for what this client does not do: upgrades, streamed or
+// large request bodies, request trailers and Expect: 100-continue.
+
+const (
+	// upstreamBufferSize sizes each connection's reader and writer.
+	upstreamBufferSize = 4 << 10
+	// maxResponseHeaderBytes bounds one response head, as
+	// http.Transport's default MaxResponseHeaderBytes does.
+	maxResponseHeaderBytes = 10 << 20
+)
+
+// aLongTimeAgo is a deadline that unblocks a pending read or write at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errUnexpectedSwitch: a 101 answered a request that did not ask to switch.
+var errUnexpectedSwitch = errors.New("the container switched protocols (101) on a request that did not ask to upgrade")
+
+// upstreamConn is one keep-alive connection to an instance.
+type upstreamConn struct {
+	conn      net.Conn
+	addr      string
+	lr        limitedReader // br's source
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+// limitedReader reads from the connection until remaining runs out; it
+// bounds response heads (body reads set remaining to unlimited).
+type limitedReader struct {
+	conn      net.Conn
+	remaining int64
+}
+
+func (r *limitedReader) Read(p []byte) (int, error) {
+	if r.remaining <= 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > r.remaining {
+		p = p[:r.remaining]
+	}
+	n, err := r.conn.Read(p)
+	r.remaining -= int64(n)
+	return n, err
+}
+
+// errHeadersTooLarge is http.Transport's error for the same case.
+var errHeadersTooLarge = fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", maxResponseHeaderBytes)
+
+// connPool keeps idle connections per address, newest first: the most
+// recently used connection is the least likely to have been closed by the
+// container's own idle timeout.
+type connPool struct {
+	dialer net.Dialer
+	now    func() time.Time // idle ages; replaced in tests
+
+	// mu guards idle.
+	mu   sync.Mutex
+	idle map[string][]*upstreamConn
+}
+
+func newConnPool() *connPool {
+	return &connPool{
+		dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
+		now:    time.Now,
+		idle:   make(map[string][]*upstreamConn),
+	}
+}
+
+// get returns an idle connection to addr (reused=true) or dials a new one.
+// A dial error is the dialer's *net.OpError with Op "dial", which the router
+// classifies as "nothing listens".
+func (p *connPool) get(ctx context.Context, addr string) (c *upstreamConn, reused bool, err error) {
+	if c := p.takeIdle(addr); c != nil {
+		return c, true, nil
+	}
+	conn, err := p.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	c = &upstreamConn{conn: conn, addr: addr, lr: limitedReader{conn: conn}, bw: bufio.NewWriterSize(conn, upstreamBufferSize)}
+	c.br = bufio.NewReaderSize(&c.lr, upstreamBufferSize)
+	return c, false, nil
+}
+
+// takeIdle pops the newest idle connection to addr younger than
+// idleConnTimeout, closing the expired ones it passes.
+func (p *connPool) takeIdle(addr string) *upstreamConn {
+	now := p.now()
+	var expired []*upstreamConn
+	p.mu.Lock()
+	list := p.idle[addr]
+	var found *upstreamConn
+	for len(list) > 0 {
+		c := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		// A connection the container closed while it sat idle is dropped
+		// here rather than failing the request written on it; the
+		// Transport learns the same from its read loop.
+		if now.Sub(c.idleSince) < idleConnTimeout && c.br.Buffered() == 0 && peerOpen(c.conn) {
+			found = c
+			break
+		}
+		expired = append(expired, c)
+	}
+	p.idle[addr] = list
+	p.mu.Unlock()
+	for _, c := range expired {
+		_ = c.conn.Close()
+	}
+	return found
+}
+
+// put returns c to the idle list, or closes it when the list is full.
+func (p *connPool) put(c *upstreamConn) {
+	c.idleSince = p.now()
+	p.mu.Lock()
+	if len(p.idle[c.addr]) < maxIdleConnsPerHost {
+		p.idle[c.addr] = append(p.idle[c.addr], c)
+		c = nil
+	}
+	p.mu.Unlock()
+	if c != nil {
+		_ = c.conn.Close()
+	}
+}
+
+// closeIdle closes every idle connection. Connections in use are returned
+// later and kept, as http.Transport.CloseIdleConnections does; the instance
+// pool closes those when its last attempt leaves.
+func (p *connPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = make(map[string][]*upstreamConn)
+	p.mu.Unlock()
+	for _, list := range idle {
+		for _, c := range list {
+			_ = c.conn.Close()
+		}
+	}
+}
+
+// exchange is one request/response on the pool's connections.
+type exchange struct {
+	// writeRequest writes the request (head and body) to the connection.
+	writeRequest func(*bufio.Writer) error
+	// replayable: the request may be sent again on a new connection when a
+	// kept-alive one turns out to be closed before any response byte (GET,
+	// HEAD, OPTIONS, TRACE, or an idempotency key; net/http's rule).
+	replayable bool
+	// wrote is called once the request is on the wire.
+	wrote func()
+	// got1xx receives each informational response but 101.
+	got1xx func(code int, header http.Header)
+	// request is what http.ReadResponse needs (the method: HEAD has no body).
+	request *http.Request
+}
+
+// roundTrip sends x and returns the final response. Its body must be read
+// to EOF or closed: that returns the connection to the pool or closes it.
+// The context bounds the whole exchange, body included.
+func (p *connPool) roundTrip(ctx context.Context, addr string, x exchange) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		c, reused, err := p.get(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		res, stale, err := p.exchangeOn(ctx, c, x)
+		if err == nil {
+			return res, nil
+		}
+		_ = c.conn.Close()
+		// A kept-alive connection the container closed while idle fails
+		// before any response byte; net/http replays such a request once
+		// on a new connection, and so does this client.
+		if reused && stale && x.replayable && ctx.Err() == nil && attempt == 0 {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// exchangeOn runs x on c. stale reports a failure before any byte of a
+// response arrived (the request may or may not have reached the container).
+func (p *connPool) exchangeOn(ctx context.Context, c *upstreamConn, x exchange) (res *http.Response, stale bool, err error) {
+	// The read and write below block on the connection, not on ctx: a
+	// cancelled context unblocks them with a past deadline.
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(aLongTimeAgo) })
+	fail := func(err error, stale bool) (*http.Response, bool, error) {
+		stop()
+		if ctx.Err() != nil {
+			return nil, false, fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+		}
+		return nil, stale, err
+	}
+
+	if err := x.writeRequest(c.bw); err != nil {
+		return fail(err, true)
+	}
+	if err := c.bw.Flush(); err != nil {
+		return fail(err, true)
+	}
+	if x.wrote != nil {
+		x.wrote()
+	}
+	for n := 0; ; n++ {
+		c.lr.remaining = maxResponseHeaderBytes
+		if _, err := c.br.Peek(1); err != nil {
+			return fail(err, n == 0)
+		}
+		res, err := http.ReadResponse(c.br, x.request)
+		if err != nil {
+			if c.lr.remaining <= 0 {
+				return fail(errHeadersTooLarge, false)
+			}
+			// The Transport's words for a response it could not read.
+			return fail(fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", err), false)
+		}
+		switch {
+		case res.StatusCode == http.StatusSwitchingProtocols:
+			return fail(errUnexpectedSwitch, false)
+		case res.StatusCode >= 100 && res.StatusCode < 200:
+			// Passed on (ReverseProxy's hook writes them to the client);
+			// like the Transport, no limit on how many.
+			if x.got1xx != nil {
+				x.got1xx(res.StatusCode, res.Header)
+			}
+			continue
+		}
+		c.lr.remaining = math.MaxInt64
+		keep := !res.Close
+		if res.Body == http.NoBody {
+			// HEAD, 204, 304, Content-Length: 0: the exchange is over.
+			p.release(c, stop, keep)
+			return res, false, nil
+		}
+		res.Body = &upstreamBody{body: res.Body, conn: c, pool: p, stop: stop, keep: keep}
+		return res, false, nil
+	}
+}
+
+// release ends an exchange on c: back to the pool when the connection can
+// carry another request and the context did not fire, closed otherwise.
+func (p *connPool) release(c *upstreamConn, stop func() bool, keep bool) {
+	if stop() && keep {
+		p.put(c)
+		return
+	}
+	_ = c.conn.Close()
+}
+
+// upstreamBody is a response body that gives its connection back when read
+// to the end and closes it when abandoned earlier.
+type upstreamBody struct {
+	body io.ReadCloser
+	conn *upstreamConn
+	pool *connPool
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.body.Read(p)
+	if err != nil {
+		b.finish(err == io.EOF)
+	}
+	return n, err
+}
+
+// Close abandons the rest of the body: the connection is closed, not
+// drained, because the rest may be an endless stream.
+func (b *upstreamBody) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+func (b *upstreamBody) finish(complete bool) {
+	b.done = true
+	if !complete {
+		// Closing first makes the body's own Close return at once instead
+		// of draining what the container still sends.
+		_ = b.conn.conn.Close()
+		_ = b.body.Close()
+		b.stop()
+		return
+	}
+	// At EOF the body's Close only marks it closed (and, for a chunked
+	// body, has already read the trailers into the response).
+	_ = b.body.Close()
+	b.pool.release(b.conn, b.stop, b.keep)
+}
