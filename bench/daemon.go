@@ -185,11 +185,31 @@ func (d *daemon) get(ctx context.Context, id, path string) ([]byte, error) {
 	return body, nil
 }
 
+// attachWait bounds the wait for lunorad to attach a ready instance to its
+// network (it does so in the background, 50–200 ms after the first request).
+const attachWait = 5 * time.Second
+
 // instanceAddrs reads the addresses of the instance's default port from the
 // control API: published is the 127.0.0.1 port served by docker-proxy;
 // network is the container's own address on lunorad's bridge network, the one
-// lunorad dials ("" when lunorad does not dial it directly).
+// lunorad dials once it has attached the container ("" when it has not
+// within attachWait: direct dial off, or no route to the network).
 func (d *daemon) instanceAddrs(ctx context.Context, id string) (published, network string, err error) {
+	deadline := time.Now().Add(attachWait)
+	for {
+		published, network, err = d.instanceAddrsOnce(ctx, id)
+		if err != nil || network != "" || time.Now().After(deadline) {
+			return published, network, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (d *daemon) instanceAddrsOnce(ctx context.Context, id string) (published, network string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
 	defer cancel()
 	status, body, err := d.do(ctx, http.MethodGet, d.Base+"/v1/containers/"+benchContainer+"/instances/"+url.PathEscape(id))

@@ -32,9 +32,9 @@ func (latencyRow) Method(o Options) string {
 	return fmt.Sprintf("One client sends %d sequential GET %s on one keep-alive connection (after %d unrecorded), "+
 		"direct, through lunorad and through nginx (same config as the throughput row), in %d rounds with a rotated "+
 		"order. Added = the proxy's percentile minus direct's in the same round; median [min–max] over rounds. "+
-		"Direct, nginx and lunorad (by default) use the published 127.0.0.1 port (docker-proxy); with "+
-		"`lunorad up --direct` lunorad dials the container on its own bridge network, and a reference side "+
-		"then measures direct requests to that address.",
+		"Direct and nginx use the published 127.0.0.1 port (docker-proxy); lunorad (by default) dials the "+
+		"container on the bridge network it attaches it to, and a reference side measures direct requests to "+
+		"that address.",
 		o.LatencyRequests, warmPath, latencyWarmup, o.Rounds)
 }
 

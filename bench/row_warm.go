@@ -39,9 +39,10 @@ func (warmRow) Method(o Options) string {
 		"worker_processes %d) and bench/refproxy (httputil.ReverseProxy alone, GOMAXPROCS=2) in a rotated order. "+
 		"The ratio is taken per round, then its median [min–max]. Each proxy's own CPU time (utime+stime of its "+
 		"processes over the measured window) divided by the requests served gives its CPU per request. "+
-		"Direct, nginx, refproxy and lunorad (by default) all use the container's published 127.0.0.1 port, "+
-		"served by docker-proxy; with `lunorad up --direct` lunorad dials the container's address on a bridge "+
-		"network it creates instead, and a reference side (direct to that address) is then measured too.",
+		"Direct, nginx and refproxy use the container's published 127.0.0.1 port, served by docker-proxy, as a "+
+		"user would configure them. lunorad (by default) attaches each ready container to a bridge network it "+
+		"creates and dials its address there, skipping docker-proxy; so that this is visible, two reference "+
+		"sides use that address too: direct requests, and a second nginx.",
 		o.Clients, warmPath, o.Duration, o.Warmup, o.Rounds, nginxWorkers)
 }
 
@@ -100,6 +101,19 @@ func (r warmRow) Run(ctx context.Context, env *Env) (lines []Line, err error) {
 		defer ng.stop()
 		peer = &warmSide{name: "nginx", url: ng.Base + warmPath, cpu: cpuOf(ng.Pid())}
 		sides = append(sides, peer)
+	}
+	// nginx dialing the address lunorad dials: the like-for-like comparison
+	// of the two proxies, next to the target's (both on published ports
+	// for nginx, as a user would configure it).
+	var peerNet *warmSide
+	if env.Nginx != "" && netAddr != "" {
+		ng, err := startNginx(ctx, env.Nginx, filepath.Join(env.WorkDir, "nginx-network"), netAddr)
+		if err != nil {
+			return nil, err
+		}
+		defer ng.stop()
+		peerNet = &warmSide{name: "nginx (network)", url: ng.Base + warmPath, cpu: cpuOf(ng.Pid())}
+		sides = append(sides, peerNet)
 	}
 
 	for round := range o.Rounds {
@@ -191,9 +205,19 @@ func (r warmRow) Run(ctx context.Context, env *Env) (lines []Line, err error) {
 	if netDirect != nil {
 		nl.Measured, nl.Result = netDirect.rps.summary(fmtRate), netDirect.ratio.summary(fmtRatio)
 	} else {
-		nl.Measured, nl.Result, nl.Why = "not measured", "—", "lunorad proxies to the published ports here (run without --direct, or no route to its network)"
+		nl.Measured, nl.Result, nl.Why = "not measured", "—", "lunorad proxies to the published ports here (run with --direct=false, or no route to its network)"
 	}
 	lines = append(lines, nl)
+	if peerNet != nil {
+		lines = append(lines, Line{
+			Figure:   fmt.Sprintf("warm throughput, nginx to the container's network address (reference), %d clients", o.Clients),
+			Baseline: baseline,
+			Measured: peerNet.rps.summary(fmtRate),
+			Result:   peerNet.ratio.summary(fmtRatio),
+			Target:   "reported: nginx on the same path lunorad takes",
+			Verdict:  Reported,
+		})
+	}
 
 	cpu := Line{
 		Figure:   "proxy CPU per warm request (same runs)",
