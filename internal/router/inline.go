@@ -239,8 +239,7 @@ func (rt *Router) forwardInline(ctx context.Context, w http.ResponseWriter, in *
 func (rt *Router) copyInlineBody(ctx context.Context, w http.ResponseWriter, res *http.Response, a *attempt) {
 	defer res.Body.Close()
 	var flush func() error
-	ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
-	if ct == "text/event-stream" || res.ContentLength < 0 || res.ContentLength > copyBufferSize {
+	if isEventStream(res.Header.Get("Content-Type")) || res.ContentLength < 0 || res.ContentLength > copyBufferSize {
 		flush = http.NewResponseController(w).Flush
 		if _, typed := res.Header["Content-Type"]; typed {
 			// Headers go out before the first byte of a stream. Without a
@@ -274,6 +273,17 @@ func (rt *Router) copyInlineBody(ctx context.Context, w http.ResponseWriter, res
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// isEventStream reports whether a Content-Type is text/event-stream, as
+// ReverseProxy decides it, without parsing the common types that cannot be.
+func isEventStream(contentType string) bool {
+	contentType = strings.TrimLeft(contentType, " \t")
+	if len(contentType) < len("text/event-stream") || !strings.EqualFold(contentType[:len("text/")], "text/") {
+		return false
+	}
+	ct, _, _ := mime.ParseMediaType(contentType)
+	return ct == "text/event-stream"
 }
 
 // removeHopByHop deletes the hop-by-hop headers and those the Connection

@@ -881,3 +881,19 @@ func TestInlineFailuresClassifyLikeReverseProxy(t *testing.T) {
 		})
 	}
 }
+
+func TestIsEventStream(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"text/event-stream":                true,
+		"Text/Event-Stream; charset=utf-8": true,
+		" text/event-stream":               true,
+		"text/plain":                       false,
+		"application/json":                 false,
+		"":                                 false,
+		"text/event-streams":               false,
+	} {
+		if got := isEventStream(ct); got != want {
+			t.Errorf("isEventStream(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
