@@ -23,6 +23,7 @@ func upCmd() *cobra.Command {
 		logLevel        string
 		noLimits        bool
 		direct          bool
+		fastPath        bool
 		stopGrace       time.Duration
 		readyTimeout    time.Duration
 		shutdownTimeout time.Duration
@@ -97,6 +98,7 @@ published ports. --direct=false uses only the published ports.`,
 				ShutdownTimeout: shutdownTimeout,
 				NoLimits:        noLimits,
 				DirectDial:      direct,
+				NetHTTPOnly:     !fastPath,
 			})
 		},
 	}
@@ -106,6 +108,7 @@ published ports. --direct=false uses only the published ports.`,
 	f.StringVar(&logFormat, "log-format", "console", "log format: console or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&noLimits, "no-limits", false, "do not apply instanceType CPU and memory limits (for slow machines)")
+	f.BoolVar(&fastPath, "fast-path", true, "answer plain data-plane requests on a lean HTTP/1.1 path; --fast-path=false serves every request with Go's net/http server (same responses, more CPU per request)")
 	f.BoolVar(&direct, "direct", true, "after a container is ready, also attach it to a bridge network lunorad creates and proxy to it there, skipping docker-proxy; --direct=false uses only the published ports")
 	f.DurationVar(&stopGrace, "stop-grace", 10*time.Second, "time between SIGTERM and SIGKILL when stopping a container")
 	f.DurationVar(&readyTimeout, "ready-timeout", 30*time.Second, "readiness deadline for required ports and readyOn checks")

@@ -18,6 +18,7 @@ import (
 	"github.com/lunora/lunorad/internal/clock"
 	"github.com/lunora/lunorad/internal/config"
 	"github.com/lunora/lunorad/internal/events"
+	"github.com/lunora/lunorad/internal/httpfront"
 	"github.com/lunora/lunorad/internal/lifecycle"
 	"github.com/lunora/lunorad/internal/readiness"
 	"github.com/lunora/lunorad/internal/router"
@@ -48,6 +49,9 @@ type Options struct {
 	// served on their published ports until the attach is done (or for good
 	// when it fails). cmd/lunorad turns it on by default.
 	DirectDial bool
+	// NetHTTPOnly serves every request with Go's net/http server instead of
+	// answering plain data-plane requests on httpfront's lean path.
+	NetHTTPOnly bool
 	// Ready, when set, receives the bound address once the daemon serves.
 	Ready func(addr net.Addr)
 }
@@ -113,7 +117,15 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("listen on %s (set `listen:` in %s or free the port): %w", cfg.Listen, cfg.Path, err)
 		}
 	}
-	srv := &http.Server{Handler: rt.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	const readHeaderTimeout = 30 * time.Second
+	fallback := &http.Server{Handler: rt.Handler(), ReadHeaderTimeout: readHeaderTimeout}
+	var srv httpServer = fallback
+	if !opts.NetHTTPOnly {
+		srv = &httpfront.Server{
+			Handler: rt.Handler(), Fallback: fallback, Take: router.TakesFastPath,
+			ReadHeaderTimeout: readHeaderTimeout, Logger: log.Named("http"),
+		}
+	}
 
 	// The manager runs on its own context: it must outlive ctx long enough to
 	// stop containers after the HTTP side has drained.
@@ -184,4 +196,12 @@ func (l leases) Acquire(ctx context.Context, container, id string) (router.Lease
 		return nil, err // a typed nil *Lease must not become a non-nil interface
 	}
 	return lease, nil
+}
+
+// httpServer is what Run needs of the HTTP side: net/http's Server, or
+// httpfront's in front of one.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }

@@ -245,3 +245,12 @@ func parseDataRoute(raw string) (dataRoute, error) {
 	d.path = p
 	return d, nil
 }
+
+// TakesFastPath reports whether r is a data-plane request, which the
+// daemon's httpfront may serve on its lean path (everything else, the event
+// stream above all, stays on net/http). Wrong guesses only cost speed: the
+// handler is the same either way.
+func TakesFastPath(r *http.Request) bool {
+	p := r.RequestURI
+	return strings.HasPrefix(p, "/v1/containers/") && strings.Contains(p, "/fetch")
+}
