@@ -122,7 +122,7 @@ func Run(ctx context.Context, opts Options) error {
 	var srv httpServer = fallback
 	if !opts.NetHTTPOnly {
 		srv = &httpfront.Server{
-			Handler: rt.Handler(), Fallback: fallback, Take: router.TakesFastPath,
+			Handler: rt.DataHandler(), Fallback: fallback, Take: router.TakesFastPath,
 			ReadHeaderTimeout: readHeaderTimeout, Logger: log.Named("http"),
 		}
 	}

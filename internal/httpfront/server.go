@@ -380,15 +380,14 @@ func (c *conn) serve() {
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
-		if !c.s.setIdle(c, false) {
-			return
-		}
+		// Still idle until the whole head is in: as in net/http, Shutdown
+		// closes a connection that has sent only part of one.
 		head, err := c.readHead(deadline)
 		if errors.Is(err, errHandOff) {
 			handedOff = c.handOff()
 			return
 		}
-		if err != nil {
+		if err != nil || !c.s.setIdle(c, false) {
 			return
 		}
 		req := c.parse(head)

@@ -278,8 +278,9 @@ func (rt *Router) copyInlineBody(ctx context.Context, w http.ResponseWriter, res
 // isEventStream reports whether a Content-Type is text/event-stream, as
 // ReverseProxy decides it, without parsing the common types that cannot be.
 func isEventStream(contentType string) bool {
+	const es = "text/event-stream"
 	contentType = strings.TrimLeft(contentType, " \t")
-	if len(contentType) < len("text/event-stream") || !strings.EqualFold(contentType[:len("text/")], "text/") {
+	if len(contentType) < len(es) || !strings.EqualFold(contentType[:len(es)], es) {
 		return false
 	}
 	ct, _, _ := mime.ParseMediaType(contentType)

@@ -246,11 +246,10 @@ func parseDataRoute(raw string) (dataRoute, error) {
 	return d, nil
 }
 
-// TakesFastPath reports whether r is a data-plane request, which the
-// daemon's httpfront may serve on its lean path (everything else, the event
-// stream above all, stays on net/http). Wrong guesses only cost speed: the
-// handler is the same either way.
+// TakesFastPath reports whether r is a well-formed data-plane request,
+// which the daemon's httpfront may serve through DataHandler (everything
+// else, the event stream above all, goes through Handler on net/http).
 func TakesFastPath(r *http.Request) bool {
-	p := r.RequestURI
-	return strings.HasPrefix(p, "/v1/containers/") && strings.Contains(p, "/fetch")
+	_, err := parseDataRoute(rawRequestPath(r))
+	return err == nil
 }

@@ -60,6 +60,8 @@ type Router struct {
 	reverseProxyOnly bool
 	pools            *pools
 	handler          http.Handler
+	// dataHandler is serveData behind the recoverer, for DataHandler.
+	dataHandler http.Handler
 
 	// draining refuses new data-plane requests (Drain).
 	draining  atomic.Bool
@@ -108,11 +110,18 @@ func New(opts Options) *Router {
 	rt.proxy = newReverseProxy(rt.log, rt.buffers)
 	rt.pools = newPools(rt.closing)
 	rt.handler = rt.routes()
+	rt.dataHandler = rt.recoverer(http.HandlerFunc(rt.serveData))
 	return rt
 }
 
 // Handler returns the HTTP handler serving every route.
 func (rt *Router) Handler() http.Handler { return rt.handler }
+
+// DataHandler serves the data-plane routes only, without chi's routing
+// pass (serveData parses the raw path itself): httpfront uses it for the
+// requests TakesFastPath selects. Anything else gets the same 404 as
+// Handler gives.
+func (rt *Router) DataHandler() http.Handler { return rt.dataHandler }
 
 // Drain makes the data plane answer new requests with the 503 "no Container
 // instance" body (as ErrShuttingDown does) and ends the SSE event streams, so
