@@ -115,18 +115,58 @@ func (w *response) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
-	if w.calledHeader && w.sent == nil {
-		w.sent = w.handlerHeader.Clone()
-	}
+	clInvalid := false
 	if cl := w.handlerHeader.Get("Content-Length"); cl != "" {
 		v, err := strconv.ParseInt(cl, 10, 64)
 		if err == nil && v >= 0 {
 			w.contentLength = v
 		} else {
-			w.c.s.logf("http: invalid Content-Length of %q", cl)
-			w.handlerHeader.Del("Content-Length")
+			clInvalid = true
 		}
 	}
+	if w.calledHeader && w.sent == nil {
+		if !clInvalid && w.headerFinal() {
+			// Nothing the body could change: write the header now,
+			// which spares net/http's snapshot of it (a proxied
+			// response always gets here).
+			w.sent = w.handlerHeader
+			w.cw.writeHeader(nil)
+			return
+		}
+		w.sent = w.handlerHeader.Clone()
+	}
+	if clInvalid {
+		w.c.s.logf("http: invalid Content-Length of %q", w.handlerHeader.Get("Content-Length"))
+		w.handlerHeader.Del("Content-Length")
+	}
+}
+
+// headerFinal reports whether writeHeader's output no longer depends on
+// the body or on the handler finishing: a valid Content-Length and a
+// Content-Type are set (or the status allows no body), and there are no
+// trailers or Transfer-Encoding to account for.
+func (w *response) headerFinal() bool {
+	h := w.handlerHeader
+	if bodyAllowedForStatus(w.status) {
+		if w.contentLength < 0 {
+			return false
+		}
+		if _, ok := h["Content-Type"]; !ok {
+			return false
+		}
+	}
+	if _, ok := h["Trailer"]; ok {
+		return false
+	}
+	if _, ok := h["Transfer-Encoding"]; ok {
+		return false
+	}
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *response) Write(p []byte) (int, error) { return w.write(len(p), p, "") }

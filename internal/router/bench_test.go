@@ -3,11 +3,13 @@ package router
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/lunora/lunorad/internal/config"
+	"github.com/lunora/lunorad/internal/httpfront"
 )
 
 // benchInstances hands out one warm lease, as lifecycle does for a healthy
@@ -77,4 +79,22 @@ func BenchmarkProxyWarm(b *testing.B) {
 func BenchmarkDirect(b *testing.B) {
 	backend := benchBackend(b)
 	runParallelGets(b, benchClient(b), backend.URL+"/items?limit=10")
+}
+
+// BenchmarkProxyWarmFront is BenchmarkProxyWarm served as the daemon serves
+// it: httpfront in front, data routes through DataHandler.
+func BenchmarkProxyWarmFront(b *testing.B) {
+	backend := benchBackend(b)
+	lease := &fakeLease{id: "bench", gen: 1, defaultPort: 8080, done: make(chan struct{}), released: make(chan struct{}),
+		addrs: map[int]string{8080: backend.Listener.Addr().String()}}
+	rt := New(Options{Instances: &benchInstances{c: &config.Container{Name: "web", DefaultPort: 8080}, lease: lease},
+		Control: newFakeControl(nil)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &httpfront.Server{Handler: rt.DataHandler(), Fallback: &http.Server{Handler: rt.Handler()}, Take: TakesFastPath}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close(); rt.Close() })
+	runParallelGets(b, benchClient(b), "http://"+ln.Addr().String()+"/v1/containers/web/instances/bench/fetch/items?limit=10")
 }
