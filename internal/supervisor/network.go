@@ -31,10 +31,20 @@ import (
 // networkPrefix starts the name of the bridge network of one config.
 const networkPrefix = "lunorad-"
 
-// reachProbeTimeout bounds the one dial that decides whether the host can
-// route to the network: a routed bridge answers (SYN-ACK or RST) in well
-// under a millisecond, an unrouted one never does.
-const reachProbeTimeout = 300 * time.Millisecond
+// The reachability probe decides once whether the host can route to the
+// network: a routed bridge answers (SYN-ACK or RST) in well under a
+// millisecond, an unrouted one never does. A bridge created a moment ago
+// may drop the first SYN while its link comes up (the kernel would resend
+// it only after a second), so the probe dials up to reachProbeAttempts
+// times, reachProbeTimeout each, reachRetryPause apart, before it decides
+// "no" for good. It runs in the background attach, never on a request.
+const (
+	reachProbeTimeout  = 500 * time.Millisecond
+	reachProbeAttempts = 5
+)
+
+// reachRetryPause separates two probe dials; tests shorten it.
+var reachRetryPause = 100 * time.Millisecond
 
 // errDirectDialOff is Attach's error on a runtime built without DirectDial.
 var errDirectDialOff = errors.New("supervisor: direct dial is off (Options.DirectDial)")
@@ -256,8 +266,8 @@ func (d *Docker) directAddrs(ctx context.Context, insp container.InspectResponse
 // first time. Success or "connection refused" (nothing listens yet) means a
 // route exists; a timeout or an unreachable host or network means it does not.
 func (d *Docker) reachable(ctx context.Context, addr string) bool {
-	// reachMu is held across the probe so that only one runs; it lasts at
-	// most reachProbeTimeout, once per Docker.
+	// reachMu is held across the probe so that only one runs, once per
+	// Docker (about 3 s at most, where there is no route).
 	d.reachMu.Lock()
 	defer d.reachMu.Unlock()
 	switch d.reach {
@@ -266,21 +276,39 @@ func (d *Docker) reachable(ctx context.Context, addr string) bool {
 	case reachNo:
 		return false
 	}
+	var err error
+	for attempt := range reachProbeAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return false // undecided: the next attach probes again
+			case <-time.After(reachRetryPause):
+			}
+		}
+		if err = d.dialProbe(ctx, addr); err == nil {
+			d.reach = reachYes
+			d.log.Debug("dialing containers on lunorad's network directly", zap.String("probed", addr), zap.Int("attempt", attempt+1))
+			return true
+		}
+	}
+	d.reach = reachNo
+	d.log.Info("the host cannot reach containers on their network address; proxying through their published ports",
+		zap.String("probed", addr), zap.Error(err))
+	return false
+}
+
+// dialProbe dials addr once: nil means a route exists (a connection, or
+// "connection refused" because nothing listens there yet).
+func (d *Docker) dialProbe(ctx context.Context, addr string) error {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reachProbeTimeout)
 	defer cancel()
 	conn, err := d.dial(pctx, "tcp", addr)
 	switch {
 	case err == nil:
 		_ = conn.Close()
-		d.reach = reachYes
+		return nil
 	case errors.Is(err, syscall.ECONNREFUSED):
-		d.reach = reachYes
-	default:
-		d.reach = reachNo
-		d.log.Info("the host cannot reach containers on their network address; proxying through their published ports",
-			zap.String("probed", addr), zap.Error(err))
-		return false
+		return nil
 	}
-	d.log.Debug("dialing containers on lunorad's network directly", zap.String("probed", addr))
-	return true
+	return err
 }

@@ -165,8 +165,8 @@ func TestUnroutableNetworkGivesNoDirectAddressForGood(t *testing.T) {
 					t.Errorf("Attach(%s) = %v, %v; want no direct address and no error", inst, direct, err)
 				}
 			}
-			if n := dials.Load(); n != 1 {
-				t.Errorf("reachability probed %d times, want once", n)
+			if n := dials.Load(); n != reachProbeAttempts {
+				t.Errorf("reachability dialled %d times, want %d (one decision, retried while the bridge comes up)", n, reachProbeAttempts)
 			}
 		})
 	}
@@ -286,5 +286,30 @@ func TestRemoveAllOwnedRemovesOurNetworkAfterTheContainers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A bridge created a moment ago can drop the first SYN while its link comes
+// up (seen on the real engine: the first dial timed out, the host routes
+// fine). One lost dial must not turn direct dial off for good.
+func TestReachabilityProbeRetriesAFirstTimeout(t *testing.T) {
+	f, _, _ := directFake()
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	var n atomic.Int32
+	d.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if n.Add(1) == 1 {
+			return nil, context.DeadlineExceeded
+		}
+		client, server := net.Pipe()
+		_ = server.Close()
+		return client, nil
+	}
+	r := runWeb(t, d, "a")
+	direct, err := d.Attach(context.Background(), r.ID, r.Ports)
+	if err != nil || len(direct) == 0 {
+		t.Fatalf("Attach = %v, %v; want a direct address after the retried probe", direct, err)
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("dialled %d times, want 2", got)
 	}
 }
