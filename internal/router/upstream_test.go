@@ -244,12 +244,17 @@ func testPostAfterIdleClose(t *testing.T, attempts, body string) {
 		t.Logf("%s: %d backoff waits %v", forwardPaths[i].name, len(waits), waits)
 		b.waitAllEnded(t)
 	}
-	if results[0].status != results[1].status || results[0].body != results[1].body || (results[0].err == nil) != (results[1].err == nil) {
-		t.Errorf("inline %d %q %v, reverseproxy %d %q %v", results[0].status, results[0].body, results[0].err,
-			results[1].status, results[1].body, results[1].err)
-	}
+	// The inline path probes an idle connection before reusing it, so it
+	// always gets the container's answer. http.Transport learns of the
+	// close from its read loop, which usually, not always, wins the race
+	// with the next request (seen in CI): then the client gets the
+	// contract's disconnect body, which is also what the contract allows.
 	if results[0].status != http.StatusOK || results[0].body != "ok" {
 		t.Errorf("inline: %d %q, want the container's 200", results[0].status, results[0].body)
+	}
+	rp := results[1]
+	if !(rp.status == http.StatusOK && rp.body == "ok") && !(rp.status == http.StatusInternalServerError && rp.body == bodyDisconnected) {
+		t.Errorf("reverseproxy: %d %q %v, want the container's 200 or the disconnect body", rp.status, rp.body, rp.err)
 	}
 }
 
