@@ -11,34 +11,18 @@ import (
 	"net/http"
 	"os"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lunora/lunorad/internal/httpfront"
+	"github.com/lunora/lunorad/internal/leakcheck"
 )
 
 // TestMain fails the package when goroutines outlive the tests: every
 // connection goroutine, watcher and fallback goroutine must end with Close.
-func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		// net/http sleeps rstAvoidanceDelay (500 ms) after closing a conn, so allow a few seconds.
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond) // waiting for exits, not for behaviour
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "leaked goroutines: %d > %d\n%s\n", n, before, buf[:runtime.Stack(buf, true)])
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m)) }
 
 // ioTimeout bounds every network wait of a test; reaching it is a failure.
 const ioTimeout = 5 * time.Second

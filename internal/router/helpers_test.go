@@ -2,14 +2,12 @@ package router
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,27 +17,13 @@ import (
 	"github.com/lunora/lunorad/internal/clock"
 	"github.com/lunora/lunorad/internal/config"
 	"github.com/lunora/lunorad/internal/events"
+	"github.com/lunora/lunorad/internal/leakcheck"
 	"github.com/lunora/lunorad/internal/lifecycle"
 )
 
 // TestMain fails the package when goroutines outlive the tests: every
 // goroutine the router starts must end with its context or Close.
-func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond) // waiting for exits, not for behaviour
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "leaked goroutines: %d > %d\n%s\n", n, before, buf[:runtime.Stack(buf, true)])
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m)) }
 
 // fakeLease is a Lease on a set of httptest backends.
 type fakeLease struct {
