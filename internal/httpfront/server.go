@@ -66,16 +66,17 @@ type Server struct {
 	Logger *zap.Logger
 
 	dateText atomic.Pointer[dateCache]
-	// shuttingDown: responses say Connection: close, as net/http's do.
-	shuttingDown atomic.Bool
+	// closing is set by Shutdown and Close: no new connection or request
+	// starts, and responses say Connection: close, as net/http's do. It is
+	// written with mu held, so a check under mu orders with closeIdle.
+	closing atomic.Bool
 
 	// mu guards everything below.
 	mu       sync.Mutex
 	ln       net.Listener
 	handoff  *handoffListener
 	conns    map[*conn]bool // value: idle (waiting for a request)
-	closing  bool
-	fallback chan error // Fallback.Serve's result
+	fallback chan error     // Fallback.Serve's result
 	// watchdog is closed when the watchdog goroutine ends; nil when none runs.
 	watchdog chan struct{}
 }
@@ -84,7 +85,7 @@ type Server struct {
 // http.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.closing {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		return http.ErrServerClosed
 	}
@@ -103,7 +104,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		rwc, err := ln.Accept()
 		if err != nil {
-			if s.isClosing() {
+			if s.closing.Load() {
 				return http.ErrServerClosed
 			}
 			var ne net.Error
@@ -129,9 +130,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, closes idle connections, waits for the active
 // ones to finish their request (or ctx), then shuts the fallback down.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.shuttingDown.Store(true)
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	ln := s.ln
 	s.mu.Unlock()
 	var lnErr error
@@ -161,9 +161,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
-	s.shuttingDown.Store(true)
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	ln := s.ln
 	for c := range s.conns {
 		_ = c.rwc.Close()
@@ -195,17 +194,11 @@ func (s *Server) stopFallback(stop func() error) error {
 	return err
 }
 
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
 // track registers a new connection as active; false once closing.
 func (s *Server) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing.Load() {
 		return false
 	}
 	s.conns[c] = false
@@ -223,7 +216,7 @@ func (s *Server) untrack(c *conn) {
 func (s *Server) setIdle(c *conn, idle bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing.Load() {
 		return false
 	}
 	s.conns[c] = idle
@@ -304,10 +297,9 @@ func (s *Server) date() string {
 	if d := s.dateText.Load(); d != nil && d.sec == now.Unix() {
 		return d.text
 	}
-	d := &dateCache{}
-	text := d.get(now)
+	d := &dateCache{sec: now.Unix(), text: now.UTC().Format(http.TimeFormat)}
 	s.dateText.Store(d)
-	return text
+	return d.text
 }
 
 // conn is one client connection while this package serves it.
@@ -502,12 +494,7 @@ func plainHead(head []byte) bool {
 	if len(head) == 0 || head[0] < 'A' || head[0] > 'Z' {
 		return false
 	}
-	for i := 0; i+2 < len(head)-2; i++ {
-		if head[i] == '\n' && (head[i+1] == ' ' || head[i+1] == '\t') {
-			return false
-		}
-	}
-	return true
+	return !bytes.Contains(head, []byte("\n ")) && !bytes.Contains(head, []byte("\n\t"))
 }
 
 // serveRequest reads the body, runs the handler and completes the
@@ -622,11 +609,7 @@ func (c *conn) stopWatch() bool {
 // handOff gives the connection, unread bytes included, to the fallback.
 func (c *conn) handOff() bool {
 	c.s.untrack(c)
-	hc := &handedOffConn{Conn: c.rwc, r: c.br}
-	if !c.s.handoff.push(hc) {
-		return false
-	}
-	return true
+	return c.s.handoff.push(&handedOffConn{Conn: c.rwc, r: c.br})
 }
 
 // stashReader reads the connection, first returning the byte the watcher

@@ -8,7 +8,6 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -398,7 +397,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 	}
 	hasCL := w.contentLength != -1
 
-	if header.Get("Connection") == "close" || w.c.s.shuttingDown.Load() {
+	if header.Get("Connection") == "close" || w.c.s.closing.Load() {
 		w.closeAfter = true
 	}
 
@@ -541,16 +540,8 @@ func foreachHeaderElement(v string, fn func(string)) {
 	}
 }
 
-// dateCache formats the Date header once per second.
+// dateCache is the Date header's value for one second.
 type dateCache struct {
 	sec  int64
 	text string
-}
-
-func (d *dateCache) get(now time.Time) string {
-	if s := now.Unix(); s != d.sec || d.text == "" {
-		d.sec = s
-		d.text = now.UTC().Format(http.TimeFormat)
-	}
-	return d.text
 }
