@@ -75,7 +75,9 @@ func (o *outboundRequest) writeTo(w *bufio.Writer) error {
 		w.WriteString(in.URL.RawQuery)
 	}
 	w.WriteString(" HTTP/1.1\r\nHost: container\r\n")
-	if ua := in.Header.Get("User-Agent"); ua != "" && !connectionListed(in.Header, "User-Agent") {
+	// The Connection header is parsed once per request (nil without one).
+	listed := connectionListed(in.Header)
+	if ua := in.Header.Get("User-Agent"); ua != "" && !slices.Contains(listed, "User-Agent") {
 		writeHeaderLine(w, "User-Agent", ua)
 	}
 	switch {
@@ -90,7 +92,7 @@ func (o *outboundRequest) writeTo(w *bufio.Writer) error {
 	kp := headerKeys.Get().(*[]string)
 	keys := (*kp)[:0]
 	for k := range in.Header {
-		if !skipOutbound(k, in.Header) {
+		if !skipOutbound(k, listed) {
 			keys = append(keys, k)
 		}
 	}
@@ -119,8 +121,8 @@ func (o *outboundRequest) writeTo(w *bufio.Writer) error {
 }
 
 // skipOutbound reports whether header k of the client's request stays out
-// of the forwarded one.
-func skipOutbound(k string, h http.Header) bool {
+// of the forwarded one; listed is what its Connection header names.
+func skipOutbound(k string, listed []string) bool {
 	switch k {
 	case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
 		return true // written above, or framing of the client's hop
@@ -131,20 +133,22 @@ func skipOutbound(k string, h http.Header) bool {
 	if slices.Contains(forwardingHeaders[:], k) {
 		return false // the client's are put back whatever Connection says (see rewrite)
 	}
-	return connectionListed(h, k)
+	return slices.Contains(listed, k)
 }
 
-// connectionListed reports whether the Connection header names k, which
-// makes k hop-by-hop.
-func connectionListed(h http.Header, k string) bool {
+// connectionListed returns the header names h's Connection header lists,
+// canonical, which makes them hop-by-hop (RFC 7230 §6.1); nil when there is
+// no Connection header.
+func connectionListed(h http.Header) []string {
+	var names []string
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" && http.CanonicalHeaderKey(sf) == k {
-				return true
+			if sf = textproto.TrimString(sf); sf != "" {
+				names = append(names, http.CanonicalHeaderKey(sf))
 			}
 		}
 	}
-	return false
+	return names
 }
 
 func writeHeaderLine(w *bufio.Writer, k, v string) {
@@ -290,12 +294,8 @@ func isEventStream(contentType string) bool {
 // removeHopByHop deletes the hop-by-hop headers and those the Connection
 // header lists.
 func removeHopByHop(h http.Header) {
-	for _, f := range h["Connection"] {
-		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				h.Del(sf)
-			}
-		}
+	for _, k := range connectionListed(h) {
+		delete(h, k)
 	}
 	for _, k := range hopHeaders {
 		delete(h, k)

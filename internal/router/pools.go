@@ -174,9 +174,15 @@ func (ps *pools) shutdown() {
 	ps.watchers.Wait()
 }
 
+// newInstanceDialer dials an instance, for the inline pool and the
+// Transport alike.
+func newInstanceDialer() *net.Dialer {
+	return &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+}
+
 // newInstanceTransport is the keep-alive transport of one instance run.
 func newInstanceTransport() *http.Transport {
-	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	d := newInstanceDialer()
 	return &http.Transport{
 		// Containers are on loopback; an HTTP_PROXY in lunorad's own
 		// environment must never capture this traffic.

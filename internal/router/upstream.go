@@ -71,7 +71,7 @@ var errHeadersTooLarge = fmt.Errorf("net/http: server response headers exceeded 
 // recently used connection is the least likely to have been closed by the
 // container's own idle timeout.
 type connPool struct {
-	dialer net.Dialer
+	dialer *net.Dialer
 	now    func() time.Time // idle ages; replaced in tests
 
 	// mu guards idle.
@@ -81,7 +81,7 @@ type connPool struct {
 
 func newConnPool() *connPool {
 	return &connPool{
-		dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
+		dialer: newInstanceDialer(),
 		now:    time.Now,
 		idle:   make(map[string][]*upstreamConn),
 	}
