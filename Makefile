@@ -16,9 +16,15 @@ TESTFLAGS ?=
 up: docker example build
 	./$(BIN) up -c $(CONFIG)
 
-## test: vet and run every test (unit and integration, on the real engine) with the race detector
+# Race builds read and write sockets through net.Conn (see internal/rawio), so the data path's
+# raw system calls are tested again without the race detector.
+RAW_PKGS  := ./internal/rawio ./internal/router ./internal/httpfront ./e2e/routing
+
+## test: vet and run every test (unit and integration, on the real engine) with the race detector,
+## then the data-path packages again as they run in the daemon (raw socket I/O, no race detector)
 test: docker vet
 	CI=$${CI:-true} $(GO) test -race -p $(TEST_P) -count=1 $(TESTFLAGS) ./...
+	CI=$${CI:-true} $(GO) test -p $(TEST_P) -count=1 $(TESTFLAGS) $(RAW_PKGS)
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lunorad

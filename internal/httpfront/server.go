@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lunora/lunorad/internal/rawio"
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
 )
@@ -313,6 +314,8 @@ type conn struct {
 	bw         *bufio.Writer
 	out        errWriter
 	res        *response // reused across requests
+	// sock reads and writes rwc on the serving path (see package rawio).
+	sock io.ReadWriter
 
 	// headReader parses a head peeked from br without consuming it, so a
 	// head that is not taken can still be handed off whole.
@@ -339,7 +342,8 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 	// The values net/http puts in every request's context.
 	c.baseCtx = context.WithValue(context.WithValue(context.Background(),
 		http.ServerContextKey, s.Fallback), http.LocalAddrContextKey, rwc.LocalAddr())
-	c.in.conn = rwc
+	c.sock = rawio.New(rwc)
+	c.in.r = c.sock
 	c.br = bufio.NewReaderSize(&c.in, readBufferSize)
 	c.out.c = c
 	c.bw = bufio.NewWriterSize(&c.out, writeBufferSize)
@@ -615,7 +619,7 @@ func (c *conn) handOff() bool {
 // stashReader reads the connection, first returning the byte the watcher
 // read while a request ran (the start of a pipelined request).
 type stashReader struct {
-	conn    net.Conn
+	r       io.Reader
 	stash   [1]byte
 	stashed bool // guarded by conn.watchMu while a watcher may run
 }
@@ -626,7 +630,7 @@ func (r *stashReader) Read(p []byte) (int, error) {
 		p[0] = r.stash[0]
 		return 1, nil
 	}
-	return r.conn.Read(p)
+	return r.r.Read(p)
 }
 
 // errWriter writes to the connection; a failed write cancels the request
@@ -634,7 +638,7 @@ func (r *stashReader) Read(p []byte) (int, error) {
 type errWriter struct{ c *conn }
 
 func (w *errWriter) Write(p []byte) (int, error) {
-	n, err := w.c.rwc.Write(p)
+	n, err := w.c.sock.Write(p)
 	if err != nil && !w.c.writeFailed {
 		w.c.writeFailed = true
 		if w.c.cancelReq != nil {

@@ -5,6 +5,7 @@ package router
 import (
 	"net"
 	"syscall"
+	"unsafe"
 )
 
 // peerOpen reports whether an idle connection is still open at the other
@@ -22,7 +23,9 @@ func peerOpen(c net.Conn) bool {
 	var buf [1]byte
 	open := false
 	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// A raw call: MSG_DONTWAIT never blocks, and syscall.Recvfrom
+		// would wake the runtime's sysmon on an idle daemon (package rawio).
+		_, _, rerr := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1, syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		open = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
 		return true // never wait: this is a probe, not a read
 	})

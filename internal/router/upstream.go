@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/lunora/lunorad/internal/rawio"
 )
 
 // The inline upstream client: one instance run's keep-alive connections,
@@ -48,7 +50,7 @@ type upstreamConn struct {
 // limitedReader reads from the connection until remaining runs out; it
 // bounds response heads (body reads set remaining to unlimited).
 type limitedReader struct {
-	conn      net.Conn
+	r         io.Reader // the connection (through rawio)
 	remaining int64
 }
 
@@ -59,7 +61,7 @@ func (r *limitedReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > r.remaining {
 		p = p[:r.remaining]
 	}
-	n, err := r.conn.Read(p)
+	n, err := r.r.Read(p)
 	r.remaining -= int64(n)
 	return n, err
 }
@@ -98,7 +100,8 @@ func (p *connPool) get(ctx context.Context, addr string) (c *upstreamConn, reuse
 	if err != nil {
 		return nil, false, err
 	}
-	c = &upstreamConn{conn: conn, addr: addr, lr: limitedReader{conn: conn}, bw: bufio.NewWriterSize(conn, upstreamBufferSize)}
+	sock := rawio.New(conn)
+	c = &upstreamConn{conn: conn, addr: addr, lr: limitedReader{r: sock}, bw: bufio.NewWriterSize(sock, upstreamBufferSize)}
 	c.br = bufio.NewReaderSize(&c.lr, upstreamBufferSize)
 	return c, false, nil
 }

@@ -1,0 +1,298 @@
+package rawio
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pair returns the two ends of a loopback TCP connection.
+func pair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+func TestNewIsRawWhenEnabled(t *testing.T) {
+	c, _ := pair(t)
+	_, same := New(c).(*net.TCPConn)
+	if same == Enabled {
+		t.Fatalf("Enabled=%v but New returned the conn itself: %v", Enabled, same)
+	}
+	t.Logf("raw system calls in this build: %v", Enabled)
+}
+
+// TestLargeTransfer writes more than the socket buffers hold to a slow
+// reader, so writes stop on EAGAIN and resume from where they stopped.
+func TestLargeTransfer(t *testing.T) {
+	c, s := pair(t)
+	want := make([]byte, 8<<20)
+	if _, err := rand.Read(want); err != nil {
+		t.Fatal(err)
+	}
+	w, r := New(c), New(s)
+	errc := make(chan error, 1)
+	go func() {
+		n, err := w.Write(want)
+		if err == nil && n != len(want) {
+			err = fmt.Errorf("wrote %d of %d bytes", n, len(want))
+		}
+		c.CloseWrite()
+		errc <- err
+	}()
+	var got bytes.Buffer
+	buf := make([]byte, 1000) // small reads: the writer fills the buffers
+	for {
+		n, err := r.Read(buf)
+		got.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", got.Len(), err)
+		}
+		if n == 0 {
+			t.Fatal("Read returned 0 bytes and no error")
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("received %d bytes, not the %d written", got.Len(), len(want))
+	}
+}
+
+// TestWritesAreWhole: concurrent Writes do not interleave, as on a net.Conn.
+func TestWritesAreWhole(t *testing.T) {
+	c, s := pair(t)
+	w, r := New(c), New(s)
+	const writers, records, size = 4, 500, 3000
+	var wg sync.WaitGroup
+	for id := range writers {
+		wg.Go(func() {
+			rec := bytes.Repeat([]byte{byte('a' + id)}, size)
+			for range records {
+				if _, err := w.Write(rec); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); c.CloseWrite() }()
+	all, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != writers*records*size {
+		t.Fatalf("read %d bytes, want %d", len(all), writers*records*size)
+	}
+	for i := 0; i < len(all); i += size {
+		rec := all[i : i+size]
+		if n := bytes.Count(rec, rec[:1]); n != size {
+			t.Fatalf("record %d is mixed: %q…", i/size, rec[:40])
+		}
+	}
+}
+
+// errorCase puts a connection pair in a failing state and returns the error
+// of the operation under test on conn (through rw).
+type errorCase struct {
+	name string
+	run  func(t *testing.T, conn, peer *net.TCPConn, rw io.ReadWriter) (int, error)
+}
+
+var errorCases = []errorCase{
+	{"read deadline", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
+		conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		return rw.Read(make([]byte, 10))
+	}},
+	{"read deadline already passed", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
+		conn.SetReadDeadline(time.Now().Add(-time.Second))
+		return rw.Read(make([]byte, 10))
+	}},
+	{"write deadline with full buffers", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
+		conn.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		n, err := rw.Write(make([]byte, 64<<20))
+		if n == 0 || n == 64<<20 {
+			t.Errorf("wrote %d bytes before the deadline; want some, not all", n)
+		}
+		return 1, err // n depends on buffer sizes; that some were written is checked above
+	}},
+	{"read after close", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
+		conn.Close()
+		return rw.Read(make([]byte, 10))
+	}},
+	{"empty read after close", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
+		conn.Close()
+		return rw.Read(nil)
+	}},
+	{"write after close", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
+		conn.Close()
+		return rw.Write([]byte("x"))
+	}},
+	{"empty write after close", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
+		conn.Close()
+		return rw.Write(nil)
+	}},
+	{"close while a read waits", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
+		time.AfterFunc(20*time.Millisecond, func() { conn.Close() })
+		return rw.Read(make([]byte, 10))
+	}},
+	{"read after the peer reset", func(t *testing.T, conn, peer *net.TCPConn, rw io.ReadWriter) (int, error) {
+		peer.SetLinger(0)
+		peer.Close()
+		time.Sleep(20 * time.Millisecond)
+		return rw.Read(make([]byte, 10))
+	}},
+	{"write after the peer reset", func(t *testing.T, conn, peer *net.TCPConn, rw io.ReadWriter) (int, error) {
+		peer.SetLinger(0)
+		peer.Close()
+		time.Sleep(20 * time.Millisecond)
+		return rw.Write([]byte("x"))
+	}},
+	{"read at end of stream", func(t *testing.T, conn, peer *net.TCPConn, rw io.ReadWriter) (int, error) {
+		peer.Write([]byte("last"))
+		peer.CloseWrite()
+		buf := make([]byte, 10)
+		n, err := rw.Read(buf)
+		if n != 4 || err != nil || string(buf[:n]) != "last" {
+			t.Errorf("first read: %d %q %v; want 4 \"last\" <nil>", n, buf[:n], err)
+		}
+		return rw.Read(buf)
+	}},
+	{"empty read when open", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
+		return rw.Read(nil)
+	}},
+}
+
+// TestErrorsMatchNetConn: every failure is reported as net.Conn reports it,
+// to the letter, with the same wrapped errors.
+func TestErrorsMatchNetConn(t *testing.T) {
+	for _, tc := range errorCases {
+		t.Run(tc.name, func(t *testing.T) {
+			type result struct {
+				n   int
+				err error
+				msg string // with this pair's addresses replaced
+			}
+			run := func(raw bool) result {
+				conn, peer := pair(t)
+				var rw io.ReadWriter = conn
+				if raw {
+					rw = New(conn)
+				}
+				n, err := tc.run(t, conn, peer, rw)
+				msg := "<nil>"
+				if err != nil {
+					msg = strings.NewReplacer(conn.LocalAddr().String(), "LOCAL", conn.RemoteAddr().String(), "REMOTE").Replace(err.Error())
+				}
+				return result{n, err, msg}
+			}
+			want, got := run(false), run(true)
+			if got.n != want.n || got.msg != want.msg {
+				t.Fatalf("raw: %d, %s\nnet: %d, %s", got.n, got.msg, want.n, want.msg)
+			}
+			for _, target := range []error{os.ErrDeadlineExceeded, net.ErrClosed, io.EOF} {
+				if errors.Is(got.err, target) != errors.Is(want.err, target) {
+					t.Errorf("errors.Is(%v): raw %v, net %v", target, errors.Is(got.err, target), errors.Is(want.err, target))
+				}
+			}
+			var gotNE, wantNE net.Error
+			if errors.As(got.err, &gotNE) != errors.As(want.err, &wantNE) || (gotNE != nil && gotNE.Timeout() != wantNE.Timeout()) {
+				t.Errorf("net.Error: raw %#v, net %#v", got.err, want.err)
+			}
+			var gotOE, wantOE *net.OpError
+			if errors.As(got.err, &gotOE) && errors.As(want.err, &wantOE) &&
+				(gotOE.Op != wantOE.Op || gotOE.Net != wantOE.Net) {
+				t.Errorf("OpError: raw %s/%s, net %s/%s", gotOE.Op, gotOE.Net, wantOE.Op, wantOE.Net)
+			}
+			t.Logf("both: %d, %s", got.n, got.msg)
+		})
+	}
+}
+
+// BenchmarkPingPong is one small write and read each way per op, the
+// proxy's pattern, through net.Conn and through rawio.
+func BenchmarkPingPong(b *testing.B) {
+	for _, raw := range []bool{false, true} {
+		b.Run(fmt.Sprintf("raw=%v", raw), func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				s, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				var rw io.ReadWriter = s
+				if raw {
+					rw = New(s)
+				}
+				buf := make([]byte, 512)
+				for {
+					n, err := rw.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := rw.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			var rw io.ReadWriter = c
+			if raw {
+				rw = New(c)
+			}
+			msg, buf := bytes.Repeat([]byte("x"), 200), make([]byte, 512)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := rw.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(rw, buf[:len(msg)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
