@@ -52,16 +52,22 @@ type direction struct {
 
 // read makes one read(2); false asks the poller to wait for readability.
 func (d *direction) read(fd uintptr) bool {
-	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&d.p[0])), uintptr(len(d.p)))
-	switch errno {
-	case 0:
-		d.n = int(n)
-	case syscall.EAGAIN, syscall.EINTR:
-		return false
-	default:
-		d.errno = errno
+	for {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&d.p[0])), uintptr(len(d.p)))
+		switch errno {
+		case 0:
+			d.n = int(n)
+		case syscall.EINTR:
+			// Retry at once, as net.Conn does: the poller is edge-triggered,
+			// so waiting here could miss data that is already there.
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			d.errno = errno
+		}
+		return true
 	}
-	return true
 }
 
 // done is a RawConn callback that makes no call: the poller's checks only.
@@ -76,7 +82,7 @@ func (d *direction) write(fd uintptr) bool {
 		case 0:
 			d.n += int(n)
 			d.p = d.p[n:]
-		case syscall.EINTR:
+		case syscall.EINTR: // retry at once, as for reads
 		case syscall.EAGAIN:
 			return false
 		default:
