@@ -143,8 +143,11 @@ var errorCases = []errorCase{
 		return rw.Read(make([]byte, 10))
 	}},
 	{"write deadline with full buffers", func(t *testing.T, conn, _ *net.TCPConn, rw io.ReadWriter) (int, error) {
-		conn.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-		n, err := rw.Write(make([]byte, 64<<20))
+		big := make([]byte, 64<<20) // more than both socket buffers hold
+		// Long enough for the first write(2) to start before it passes,
+		// even under the race detector.
+		conn.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
+		n, err := rw.Write(big)
 		if n == 0 || n == 64<<20 {
 			t.Errorf("wrote %d bytes before the deadline; want some, not all", n)
 		}
