@@ -107,32 +107,37 @@ func (p *connPool) get(ctx context.Context, addr string) (c *upstreamConn, reuse
 }
 
 // takeIdle pops the newest idle connection to addr younger than
-// idleConnTimeout, closing the expired ones it passes.
+// idleConnTimeout, closing the expired ones it passes. The checks run
+// outside the lock: the peek is a system call.
 func (p *connPool) takeIdle(addr string) *upstreamConn {
 	now := p.now()
-	var expired []*upstreamConn
-	p.mu.Lock()
-	list := p.idle[addr]
-	var found *upstreamConn
-	for len(list) > 0 {
-		c := list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
+	for {
+		c := p.popIdle(addr)
+		if c == nil {
+			return nil
+		}
 		// A connection the container closed while it sat idle is dropped
 		// here rather than failing the request written on it; the
 		// Transport learns the same from its read loop.
 		if now.Sub(c.idleSince) < idleConnTimeout && c.br.Buffered() == 0 && peerOpen(c.conn) {
-			found = c
-			break
+			return c
 		}
-		expired = append(expired, c)
-	}
-	p.idle[addr] = list
-	p.mu.Unlock()
-	for _, c := range expired {
 		_ = c.conn.Close()
 	}
-	return found
+}
+
+// popIdle removes and returns the newest idle connection to addr, or nil.
+func (p *connPool) popIdle(addr string) *upstreamConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.idle[addr]
+	if len(list) == 0 {
+		return nil
+	}
+	c := list[len(list)-1]
+	list[len(list)-1] = nil
+	p.idle[addr] = list[:len(list)-1]
+	return c
 }
 
 // put returns c to the idle list, or closes it when the list is full.
