@@ -57,7 +57,7 @@ func (l *loader) container(name string, keyNode, n *yaml.Node) *Container {
 		return nil
 	}
 	before := len(l.problems)
-	v := &containerValidator{l: l, path: path, keyNode: keyNode, fields: map[string]entry{}, c: &Container{
+	v := &containerValidator{l: l, path: path, keyNode: keyNode, fields: l.knownKeys(path, n, containerKeys), c: &Container{
 		Name:           name,
 		Line:           keyNode.Line,
 		SleepAfter:     DefaultSleepAfter,
@@ -66,13 +66,6 @@ func (l *loader) container(name string, keyNode, n *yaml.Node) *Container {
 		InstanceType:   namedInstanceTypes[DefaultInstanceType],
 		Rollout:        Rollout{GracePeriodSeconds: -1},
 	}}
-	for _, e := range l.mapEntries(path, n) {
-		if !slices.Contains(containerKeys, e.Key) {
-			l.problem(joinKey(path, e.Key), e.KeyNode, unknownKey(e.Key, containerKeys))
-			continue
-		}
-		v.fields[e.Key] = e
-	}
 	v.image()
 	v.defaultPort()
 	v.rollout()
