@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"go.uber.org/zap"
 )
@@ -18,13 +17,11 @@ import (
 // leave the engine as they found it. Each config's images carry its own
 // label step, so their ids are never shared with another config's; Force
 // only untags the shared lunora-<name>:build tag. An image still used by a
-// container (of this config or not) is left alone and reported.
+// running container (of this config or not) is left alone and reported;
+// Force does delete one that only stopped containers use.
 func (d *Docker) RemoveImages(ctx context.Context) (int, error) {
 	lctx, cancel := d.callCtx(ctx)
-	list, err := d.api.ImageList(lctx, image.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("label", LabelManaged+"="+LabelManagedValue),
-		filters.Arg("label", LabelConfig+"="+d.configID),
-	)})
+	list, err := d.api.ImageList(lctx, image.ListOptions{Filters: configFilter(d.configID)})
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("listing images of config %s: %w", d.configID, err)

@@ -39,29 +39,43 @@ const (
 // can never override (or fake) ownership.
 const ownershipPrefix = "sh.lunora."
 
-// ownedFilter selects the containers of one config of this daemon (a bare
-// key filters on the label's presence).
-func ownedFilter(configID string) filters.Args {
+// configLabels mark an object (image, network) as this daemon's, for configID.
+func configLabels(configID string) map[string]string {
+	return map[string]string{LabelManaged: LabelManagedValue, LabelConfig: configID}
+}
+
+// configFilter selects the objects configLabels marks.
+func configFilter(configID string) filters.Args {
 	return filters.NewArgs(
 		filters.Arg("label", LabelManaged+"="+LabelManagedValue),
 		filters.Arg("label", LabelConfig+"="+configID),
-		filters.Arg("label", LabelInstance),
 	)
+}
+
+// hasConfigLabels reports whether labels include configID's configLabels.
+func hasConfigLabels(labels map[string]string, configID string) bool {
+	return labels[LabelManaged] == LabelManagedValue && labels[LabelConfig] == configID
+}
+
+// ownedFilter selects the containers of one config of this daemon (a bare
+// key filters on the label's presence).
+func ownedFilter(configID string) filters.Args {
+	f := configFilter(configID)
+	f.Add("label", LabelInstance)
+	return f
 }
 
 // isOwned reports whether labels mark a container of configID.
 func isOwned(labels map[string]string, configID string) bool {
 	_, hasInstance := labels[LabelInstance]
-	return labels[LabelManaged] == LabelManagedValue && labels[LabelConfig] == configID && hasInstance
+	return hasConfigLabels(labels, configID) && hasInstance
 }
 
 // imageLabels are stamped on images that lunorad builds.
 func imageLabels(configID, containerName string) map[string]string {
-	return map[string]string{
-		LabelManaged:   LabelManagedValue,
-		LabelConfig:    configID,
-		LabelContainer: containerName,
-	}
+	labels := configLabels(configID)
+	labels[LabelContainer] = containerName
+	return labels
 }
 
 // containerLabels merges the user's labels with the ownership labels; the

@@ -37,7 +37,10 @@ const networkPrefix = "lunorad-"
 // may drop the first SYN while its link comes up (the kernel would resend
 // it only after a second), so the probe dials up to reachProbeAttempts
 // times, reachProbeTimeout each, reachRetryPause apart, before it decides
-// "no" for good. It runs in the background attach, never on a request.
+// "no" for good. It runs in the background attach, or in ListOwned when
+// adoption or a reconcile meets a container already attached before the
+// answer is known: requests wait for adoption, so on a host with no route
+// the first ones can wait for the whole probe, once per daemon.
 const (
 	reachProbeTimeout  = 500 * time.Millisecond
 	reachProbeAttempts = 5
@@ -165,7 +168,7 @@ func (d *Docker) ensureNetwork(ctx context.Context) (string, error) {
 		// No gateway: the container's default route can only ever be the
 		// default bridge's, and no traffic leaves through this network.
 		Internal: true,
-		Labels:   map[string]string{LabelManaged: LabelManagedValue, LabelConfig: d.configID},
+		Labels:   configLabels(d.configID),
 	})
 	if err == nil {
 		if resp.Warning != "" {
@@ -191,7 +194,7 @@ func (d *Docker) ensureNetwork(ctx context.Context) (string, error) {
 
 // ownedNetwork reports whether n carries configID's ownership labels.
 func ownedNetwork(n network.Inspect, configID string) bool {
-	return n.Labels[LabelManaged] == LabelManagedValue && n.Labels[LabelConfig] == configID && n.Driver == "bridge"
+	return hasConfigLabels(n.Labels, configID) && n.Driver == "bridge"
 }
 
 // forgetNetwork drops the cached network id netID, so the next Attach
