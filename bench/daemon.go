@@ -186,14 +186,19 @@ func (d *daemon) get(ctx context.Context, id, path string) ([]byte, error) {
 }
 
 // attachWait bounds the wait for lunorad to attach a ready instance to its
-// network (it does so in the background, 50–200 ms after the first request).
+// network (it does so in the background, 120–230 ms after the first request).
 const attachWait = 5 * time.Second
+
+// noNetworkAddr says why a reference side on the container's network address
+// was not measured.
+var noNetworkAddr = fmt.Sprintf("lunorad reported no network address for the instance within %s "+
+	"(the attach failed or there is no route to its network; see lunorad.log)", attachWait)
 
 // instanceAddrs reads the addresses of the instance's default port from the
 // control API: published is the 127.0.0.1 port served by docker-proxy;
 // network is the container's own address on lunorad's bridge network, the one
 // lunorad dials once it has attached the container ("" when it has not
-// within attachWait: direct dial off, or no route to the network).
+// within attachWait).
 func (d *daemon) instanceAddrs(ctx context.Context, id string) (published, network string, err error) {
 	deadline := time.Now().Add(attachWait)
 	for {

@@ -224,17 +224,18 @@ func (r *rawEngine) poll(ctx context.Context, url string) (time.Time, error) {
 	return first, nil
 }
 
-// close checks that no raw container is left, removing any by id.
+// close checks that no raw container is left, removing any by id, and
+// removes the raw baseline's images.
 func (r *rawEngine) close(ctx context.Context) error {
 	defer r.eng.Close()
 	r.client.CloseIdleConnections()
 	lctx, cancel := context.WithTimeout(ctx, engineTimeout)
 	defer cancel()
+	var errs []error
 	left, err := r.eng.ListOwned(lctx)
 	if err != nil {
-		return err
+		errs = append(errs, fmt.Errorf("listing the raw baseline's leftovers: %w", err))
 	}
-	var errs []error
 	for _, c := range left {
 		errs = append(errs, fmt.Errorf("raw baseline container %s left behind; removing it", c.ID), r.eng.Remove(lctx, c.ID))
 	}

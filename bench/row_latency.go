@@ -135,16 +135,19 @@ func (latencyRow) Run(ctx context.Context, env *Env) (lines []Line, err error) {
 				Verdict:  Reported,
 			})
 		}
-		if netDirect != nil {
-			lines = append(lines, Line{
-				Figure:   "added latency at 1 client, " + q.name + ", direct to the container's network address (no docker-proxy; reference)",
-				Baseline: "direct " + q.base(direct).summary(fmtMicros),
-				Measured: q.base(netDirect).summary(fmtMicros),
-				Result:   q.added(netDirect).summary(fmtSignedMicros) + " added",
-				Target:   "reported: what the baseline's docker-proxy hop costs",
-				Verdict:  Reported,
-			})
+		nl := Line{
+			Figure:   "added latency at 1 client, " + q.name + ", direct to the container's network address (no docker-proxy; reference)",
+			Baseline: "direct " + q.base(direct).summary(fmtMicros),
+			Target:   "reported: what the baseline's docker-proxy hop costs",
+			Verdict:  Reported,
 		}
+		if netDirect != nil {
+			nl.Measured = q.base(netDirect).summary(fmtMicros)
+			nl.Result = q.added(netDirect).summary(fmtSignedMicros) + " added"
+		} else {
+			nl.Measured, nl.Result, nl.Why = "not measured", "—", noNetworkAddr
+		}
+		lines = append(lines, nl)
 	}
 	return lines, nil
 }

@@ -112,7 +112,7 @@ func (r warmRow) Run(ctx context.Context, env *Env) (lines []Line, err error) {
 			return nil, err
 		}
 		defer ng.stop()
-		peerNet = &warmSide{name: "nginx (network)", url: ng.Base + warmPath, cpu: cpuOf(ng.Pid())}
+		peerNet = &warmSide{name: "nginx (network)", url: ng.Base + warmPath}
 		sides = append(sides, peerNet)
 	}
 
@@ -205,7 +205,7 @@ func (r warmRow) Run(ctx context.Context, env *Env) (lines []Line, err error) {
 	if netDirect != nil {
 		nl.Measured, nl.Result = netDirect.rps.summary(fmtRate), netDirect.ratio.summary(fmtRatio)
 	} else {
-		nl.Measured, nl.Result, nl.Why = "not measured", "—", "lunorad proxies to the published ports here (run with --direct=false, or no route to its network)"
+		nl.Measured, nl.Result, nl.Why = "not measured", "—", noNetworkAddr
 	}
 	lines = append(lines, nl)
 	if peerNet != nil {
