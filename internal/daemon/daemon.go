@@ -123,7 +123,7 @@ func Run(ctx context.Context, opts Options) error {
 	if !opts.NetHTTPOnly {
 		srv = &httpfront.Server{
 			Handler: rt.DataHandler(), Fallback: fallback, Take: router.TakesFastPath,
-			ReadHeaderTimeout: readHeaderTimeout, Logger: log.Named("http"),
+			Logger: log.Named("http"),
 		}
 	}
 

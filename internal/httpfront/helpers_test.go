@@ -145,9 +145,8 @@ func (fs *frontServer) serveResult() error {
 // newFront is an httpfront server on h with a net/http fallback on h.
 func newFront(h http.Handler) *httpfront.Server {
 	return &httpfront.Server{
-		Handler:           h,
-		Fallback:          &http.Server{Handler: h, ErrorLog: discardLog, ReadHeaderTimeout: ioTimeout},
-		ReadHeaderTimeout: ioTimeout,
+		Handler:  h,
+		Fallback: &http.Server{Handler: h, ErrorLog: discardLog, ReadHeaderTimeout: ioTimeout},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,7 +27,12 @@ func newGate() *gate {
 	return &gate{entered: make(chan struct{}, 8), release: make(chan struct{}), canceled: make(chan error, 8)}
 }
 
+// ServeHTTP answers "finished" once released; X-Reply-Connection sets the
+// response's Connection header.
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if v := r.Header.Get("X-Reply-Connection"); v != "" {
+		w.Header().Set("Connection", v)
+	}
 	g.entered <- struct{}{}
 	select {
 	case <-g.release:
@@ -168,14 +174,25 @@ func shutdownDuringRequest(t *testing.T, addr string, g *gate, extraHeader strin
 }
 
 // TestShutdownWaitsForActiveRequest: the running request completes, with
-// the same bytes net/http sends for a request finishing during Shutdown.
+// the same bytes net/http sends for a request finishing during Shutdown,
+// whatever Connection header the handler set (net/http replaces it).
 func TestShutdownWaitsForActiveRequest(t *testing.T) {
-	for _, viaFallback := range []bool{false, true} {
-		name := map[bool]string{false: "served here", true: "handed off"}[viaFallback]
+	for _, tc := range []struct {
+		viaFallback bool
+		replyConn   string
+	}{{false, ""}, {true, ""}, {false, "keep-alive"}, {false, "close"}, {true, "keep-alive"}} {
+		name := map[bool]string{false: "served here", true: "handed off"}[tc.viaFallback]
+		if tc.replyConn != "" {
+			name += ", handler's Connection: " + tc.replyConn
+		}
 		t.Run(name, func(t *testing.T) {
+			viaFallback := tc.viaFallback
 			extra := ""
 			if viaFallback {
 				extra = "X-Fallback: 1\r\n"
+			}
+			if tc.replyConn != "" {
+				extra += "X-Reply-Connection: " + tc.replyConn + "\r\n"
 			}
 			plainGate := newGate()
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -367,7 +384,7 @@ func TestReadHeaderTimeout(t *testing.T) {
 	plain := &http.Server{Handler: h, ErrorLog: discardLog, ReadHeaderTimeout: timeout}
 	go func() { _ = plain.Serve(ln) }()
 	t.Cleanup(func() { _ = plain.Close() })
-	front := startFront(t, h, nil, func(s *httpfront.Server) { s.ReadHeaderTimeout = timeout })
+	front := startFront(t, h, nil, func(s *httpfront.Server) { s.Fallback.ReadHeaderTimeout = timeout })
 
 	partial := []step{get(req("GET", "/small")), {raw: "GET /small HTTP/1.1\r\nHo", methods: nil}}
 	want := transcript(t, ln.Addr().String(), partial...)
@@ -391,7 +408,7 @@ func TestReadHeaderTimeoutSilentClient(t *testing.T) {
 	plain := &http.Server{Handler: h, ErrorLog: discardLog, ReadHeaderTimeout: timeout}
 	go func() { _ = plain.Serve(ln) }()
 	t.Cleanup(func() { _ = plain.Close() })
-	front := startFront(t, h, nil, func(s *httpfront.Server) { s.ReadHeaderTimeout = timeout })
+	front := startFront(t, h, nil, func(s *httpfront.Server) { s.Fallback.ReadHeaderTimeout = timeout })
 
 	for _, s := range []struct{ name, addr string }{{"net/http", ln.Addr().String()}, {"httpfront", front.addr}} {
 		conn, br := dial(t, s.addr)
@@ -585,7 +602,7 @@ func TestReadHeaderTimeoutOnlyBoundsHeads(t *testing.T) {
 	plain := &http.Server{Handler: h, ErrorLog: discardLog, ReadHeaderTimeout: timeout}
 	go func() { _ = plain.Serve(ln) }()
 	t.Cleanup(func() { _ = plain.Close() })
-	front := startFront(t, h, nil, func(s *httpfront.Server) { s.ReadHeaderTimeout = timeout })
+	front := startFront(t, h, nil, func(s *httpfront.Server) { s.Fallback.ReadHeaderTimeout = timeout })
 
 	for _, s := range []struct{ name, addr string }{{"net/http", ln.Addr().String()}, {"httpfront", front.addr}} {
 		conn, br := dial(t, s.addr)
@@ -684,4 +701,53 @@ func TestStreamingClientLeaves(t *testing.T) {
 	}
 	conn.Close()
 	waitFor(t, canceled, "the stream's context to end after the client left")
+}
+
+// TestShutdownAndCloseTogether: Shutdown and Close called at once both
+// return (net/http allows it; they both wait for the fallback's Serve).
+func TestShutdownAndCloseTogether(t *testing.T) {
+	// The two must race for the fallback's result: a few hundred rounds
+	// hung the earlier code within seconds.
+	for range 300 {
+		front := startFront(t, gated(newGate(), nil), nil)
+		done := make(chan struct{}, 2)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+			defer cancel()
+			_ = front.srv.Shutdown(ctx)
+			done <- struct{}{}
+		}()
+		go func() { _ = front.srv.Close(); done <- struct{}{} }()
+		for range 2 {
+			select {
+			case <-done:
+			case <-time.After(2 * ioTimeout):
+				t.Fatal("Shutdown and Close called together did not both return")
+			}
+		}
+	}
+}
+
+// TestHandlerHeaderKeptAfterWriteHeader: the headers a 304 must not carry
+// are left out of the response, not deleted from the handler's map, as in
+// net/http (and on the wire the two agree).
+func TestHandlerHeaderKeptAfterWriteHeader(t *testing.T) {
+	seen := make(chan string, 1)
+	h := routes(nil, map[string]http.HandlerFunc{"/304": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "5")
+		w.WriteHeader(http.StatusNotModified)
+		seen <- fmt.Sprint(w.Header())
+	}})
+	plainAddr, front := startPlain(t, h), startFront(t, h, nil)
+	wantWire := transcript(t, plainAddr, get(req("GET", "/304")))
+	want := <-seen
+	gotWire := transcript(t, front.addr, get(req("GET", "/304")))
+	got := <-seen
+	if got != want {
+		t.Errorf("handler's header after WriteHeader(304): httpfront %s, net/http %s", got, want)
+	}
+	if gotWire != wantWire {
+		t.Errorf("bytes differ from net/http\nnet/http:  %q\nhttpfront: %q", wantWire, gotWire)
+	}
 }

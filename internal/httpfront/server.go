@@ -55,14 +55,12 @@ type Server struct {
 	// Handler serves the requests taken here.
 	Handler http.Handler
 	// Fallback serves the connections handed off; its Handler should be
-	// Handler. Serve runs it; Shutdown and Close stop it.
+	// Handler. Serve runs it; Shutdown and Close stop it. Its
+	// ReadHeaderTimeout also bounds the heads read here.
 	Fallback *http.Server
 	// Take reports whether a plain request may be served here; nil takes
 	// every one.
 	Take func(*http.Request) bool
-	// ReadHeaderTimeout bounds reading a request head once its first byte
-	// has arrived; 0 means no limit.
-	ReadHeaderTimeout time.Duration
 	// Logger receives what net/http would print to its ErrorLog.
 	Logger *zap.Logger
 
@@ -73,11 +71,13 @@ type Server struct {
 	closing atomic.Bool
 
 	// mu guards everything below.
-	mu       sync.Mutex
-	ln       net.Listener
-	handoff  *handoffListener
-	conns    map[*conn]bool // value: idle (waiting for a request)
-	fallback chan error     // Fallback.Serve's result
+	mu      sync.Mutex
+	ln      net.Listener
+	handoff *handoffListener
+	conns   map[*conn]bool // value: idle (waiting for a request)
+	// fallbackDone is closed when Fallback.Serve has returned fallbackErr.
+	fallbackDone chan struct{}
+	fallbackErr  error
 	// watchdog is closed when the watchdog goroutine ends; nil when none runs.
 	watchdog chan struct{}
 }
@@ -97,9 +97,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.handoff = newHandoffListener(ln.Addr())
 	s.conns = make(map[*conn]bool)
-	s.fallback = make(chan error, 1)
+	s.fallbackDone = make(chan struct{})
 	s.mu.Unlock()
-	go func() { s.fallback <- s.Fallback.Serve(s.handoff) }()
+	go func() {
+		s.fallbackErr = s.Fallback.Serve(s.handoff)
+		close(s.fallbackDone)
+	}()
 
 	var backoff time.Duration
 	for {
@@ -178,19 +181,18 @@ func (s *Server) Close() error {
 	return errors.Join(lnErr, s.stopFallback(s.Fallback.Close))
 }
 
-// stopFallback stops the fallback server and waits for its Serve to end.
+// stopFallback stops the fallback server and waits for its Serve to end;
+// Shutdown and Close may both be waiting.
 func (s *Server) stopFallback(stop func() error) error {
 	err := stop()
 	s.mu.Lock()
-	done := s.fallback
+	done := s.fallbackDone
 	s.mu.Unlock()
 	if done != nil {
-		if serr := <-done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		<-done
+		if serr := s.fallbackErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}
-		s.mu.Lock()
-		s.fallback = nil
-		s.mu.Unlock()
 	}
 	return err
 }
@@ -292,6 +294,13 @@ func (s *Server) logf(format string, args ...any) {
 	}
 }
 
+// logPanic logs a recovered panic with its stack, as net/http does.
+func (s *Server) logPanic(remoteAddr string, v any) {
+	if s.Logger != nil {
+		s.Logger.Error(fmt.Sprintf("http: panic serving %v: %v", remoteAddr, v), zap.Stack("stack"))
+	}
+}
+
 // date is the Date header's value now, formatted once per second.
 func (s *Server) date() string {
 	now := time.Now()
@@ -355,7 +364,7 @@ func (c *conn) serve() {
 	handedOff := false
 	defer func() {
 		if v := recover(); v != nil {
-			c.s.logf("http: panic serving %v: %v", c.remoteAddr, v)
+			c.s.logPanic(c.remoteAddr, v)
 		}
 		if !handedOff {
 			_ = c.rwc.Close()
@@ -369,9 +378,9 @@ func (c *conn) serve() {
 		// As net/http: a new connection has ReadHeaderTimeout to send its
 		// first head; a kept-alive one may idle, and the timeout starts
 		// with the next request's first byte.
-		deadline := first && c.s.ReadHeaderTimeout > 0
+		deadline := first && c.s.Fallback.ReadHeaderTimeout > 0
 		if deadline {
-			_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+			_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.Fallback.ReadHeaderTimeout))
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			return
@@ -432,8 +441,8 @@ func (c *conn) readHead(deadline bool) ([]byte, error) {
 		if len(buf) >= readBufferSize {
 			return nil, errHandOff
 		}
-		if !deadline && c.s.ReadHeaderTimeout > 0 {
-			_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+		if !deadline && c.s.Fallback.ReadHeaderTimeout > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.Fallback.ReadHeaderTimeout))
 			deadline = true
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
@@ -541,7 +550,7 @@ func (c *conn) runHandler(w *response, req *http.Request) (aborted bool) {
 		if v := recover(); v != nil {
 			aborted = true
 			if v != http.ErrAbortHandler {
-				c.s.logf("http: panic serving %v: %v", c.remoteAddr, v)
+				c.s.logPanic(c.remoteAddr, v)
 			}
 		}
 	}()

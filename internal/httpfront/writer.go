@@ -42,6 +42,7 @@ type response struct {
 	// when the handler never called Header, a clone otherwise, so that
 	// changes after WriteHeader (trailer values) are not sent as headers.
 	sent         http.Header
+	sentShared   bool // sent is handlerHeader itself (written at WriteHeader)
 	calledHeader bool
 
 	wroteHeader   bool // WriteHeader called with a final status
@@ -73,7 +74,7 @@ func (c *conn) newResponse(req *http.Request) *response {
 	}
 	w.req = req
 	w.handlerHeader = make(http.Header)
-	w.sent = nil
+	w.sent, w.sentShared = nil, false
 	w.calledHeader = false
 	w.wroteHeader = false
 	w.status = 0
@@ -128,7 +129,7 @@ func (w *response) WriteHeader(code int) {
 			// Nothing the body could change: write the header now,
 			// which spares net/http's snapshot of it (a proxied
 			// response always gets here).
-			w.sent = w.handlerHeader
+			w.sent, w.sentShared = w.handlerHeader, true
 			w.cw.writeHeader(nil)
 			return
 		}
@@ -350,9 +351,11 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 	w := cw.res
 	isHEAD := w.req.Method == http.MethodHead
 
+	// Deletions go to a private copy as in net/http, or else to exclude:
+	// the handler's own map is never changed.
 	header := w.sent
-	owned := header != nil
-	if !owned {
+	owned := header != nil && !w.sentShared
+	if header == nil {
 		header = w.handlerHeader
 	}
 	var exclude map[string]bool
@@ -397,7 +400,9 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 	}
 	hasCL := w.contentLength != -1
 
-	if header.Get("Connection") == "close" || w.c.s.closing.Load() {
+	// net/http turns keep-alives off while it shuts down, read once here.
+	closing := w.c.s.closing.Load()
+	if header.Get("Connection") == "close" || closing {
 		w.closeAfter = true
 	}
 
@@ -444,7 +449,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 		delHeader("Content-Length")
 	}
 
-	if w.closeAfter && !hasToken(w.sent.Get("Connection"), "close") && !isProtocolSwitchResponse(code, header) {
+	if w.closeAfter && (closing || !hasToken(w.sent.Get("Connection"), "close")) && !isProtocolSwitchResponse(code, header) {
 		delHeader("Connection")
 		extra.connection = "close"
 	}
