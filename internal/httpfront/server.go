@@ -666,6 +666,17 @@ type handedOffConn struct {
 
 func (c *handedOffConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// CloseWrite half-closes the connection. net/http does so before closing a
+// connection it answered early (a 431, a 400): the client then reads the
+// answer and EOF instead of a reset caused by the bytes it had still sent.
+// The embedded net.Conn would hide the TCP connection's own method.
+func (c *handedOffConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // handoffListener feeds handed-off connections to the fallback's Serve.
 type handoffListener struct {
 	addr  net.Addr
