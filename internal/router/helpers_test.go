@@ -38,6 +38,8 @@ type fakeLease struct {
 	released    chan struct{} // closed by the first Release
 	releaseOnce sync.Once
 	cold        bool
+	// beforeRelease, when set, runs at the start of every Release.
+	beforeRelease func()
 
 	// streamingAfterRelease records a Streaming call after the first
 	// Release: the router must mark the lease while it still holds it.
@@ -70,6 +72,9 @@ func (l *fakeLease) Streaming() {
 	}
 }
 func (l *fakeLease) Release() {
+	if l.beforeRelease != nil {
+		l.beforeRelease()
+	}
 	l.releases.Add(1)
 	l.releaseOnce.Do(func() { close(l.released) })
 }
@@ -83,6 +88,8 @@ type fakeInstances struct {
 	done       chan struct{}  // shared by every lease: one run
 	script     func(call int, id string) error
 	cold       bool // leases report a cold start
+	// beforeRelease is given to every lease (fakeLease.beforeRelease).
+	beforeRelease func()
 
 	// mu guards everything that follows.
 	mu     sync.Mutex
@@ -104,7 +111,7 @@ func (f *fakeInstances) Acquire(ctx context.Context, container, id string) (Leas
 			return nil, err
 		}
 	}
-	l := &fakeLease{id: id, gen: 1, defaultPort: c.DefaultPort, addrs: f.addrs, done: f.done, released: make(chan struct{}), cold: f.cold}
+	l := &fakeLease{id: id, gen: 1, defaultPort: c.DefaultPort, addrs: f.addrs, done: f.done, released: make(chan struct{}), cold: f.cold, beforeRelease: f.beforeRelease}
 	f.mu.Lock()
 	f.leases = append(f.leases, l)
 	f.mu.Unlock()

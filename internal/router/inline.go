@@ -255,6 +255,7 @@ func (rt *Router) copyInlineBody(ctx context.Context, w http.ResponseWriter, res
 	buf := rt.buffers.Get()
 	defer rt.buffers.Put(buf)
 	t := toucher{lease: a.lease, clock: a.clock}
+	var copied int64
 	for {
 		n, rerr := res.Body.Read(buf)
 		if n > 0 {
@@ -262,8 +263,14 @@ func (rt *Router) copyInlineBody(ctx context.Context, w http.ResponseWriter, res
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				panic(http.ErrAbortHandler) // the client is gone mid-body
 			}
-			if flush != nil {
+			copied += int64(n)
+			switch {
+			case flush != nil:
 				_ = flush()
+			case copied == res.ContentLength:
+				// The whole body is here: the client gets it now, not
+				// after the bookkeeping that follows.
+				_ = http.NewResponseController(w).Flush()
 			}
 		}
 		if rerr == io.EOF {

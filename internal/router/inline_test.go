@@ -897,3 +897,38 @@ func TestIsEventStream(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineResponseReachesClientBeforeRelease: once the whole body of a
+// response with a Content-Length is copied, the client has it, without
+// waiting for the attempt's bookkeeping (here, a Release held back).
+func TestInlineResponseReachesClientBeforeRelease(t *testing.T) {
+	for _, typed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("content-type=%v", typed), func(t *testing.T) {
+			backend := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if typed {
+					w.Header().Set("Content-Type", "text/plain")
+				}
+				w.Header().Set("Content-Length", "5")
+				_, _ = io.WriteString(w, "hello")
+			}))
+			e := newPathEnv(t, backend, false)
+			gate := make(chan struct{})
+			e.instances.beforeRelease = func() { <-gate }
+			got := make(chan result, 1)
+			go func() { got <- e.get(fetchPrefix + "/x") }()
+			select {
+			case r := <-got:
+				close(gate)
+				if r.err != nil || r.status != http.StatusOK || r.body != "hello" {
+					t.Fatalf("got %d %q, %v", r.status, r.body, r.err)
+				}
+				if want := map[bool]string{true: "text/plain", false: "text/plain; charset=utf-8"}[typed]; r.header.Get("Content-Type") != want {
+					t.Fatalf("Content-Type %q, want %q", r.header.Get("Content-Type"), want)
+				}
+			case <-time.After(ioTimeout):
+				close(gate)
+				t.Fatal("the response did not reach the client while the lease was still held")
+			}
+		})
+	}
+}
