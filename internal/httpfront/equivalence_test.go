@@ -214,7 +214,16 @@ func equivalenceHandlers() map[string]http.HandlerFunc {
 			w.Header().Set("X-Newline", "a\r\nb")
 			w.Header().Set("Zz", "last")
 			w.Header().Set("Aa", "first")
+			w.Header()["Bad Key"] = []string{"dropped"}
+			w.Header()["X-No-Values"] = []string{}
+			w.Header().Set("X-Pad", " \t padded \t ")
 			_, _ = io.WriteString(w, "m")
+		},
+		"/many": func(w http.ResponseWriter, r *http.Request) {
+			for i := range 40 {
+				w.Header().Set(fmt.Sprintf("X-H%02d", 39-i), fmt.Sprint(i))
+			}
+			_, _ = io.WriteString(w, "many")
 		},
 		"/nowrite": func(w http.ResponseWriter, r *http.Request) {},
 		"/header-only": func(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -116,7 +117,7 @@ func (w *response) WriteHeader(code int) {
 	w.wroteHeader = true
 	w.status = code
 	clInvalid := false
-	if cl := w.handlerHeader.Get("Content-Length"); cl != "" {
+	if cl := first(w.handlerHeader, "Content-Length"); cl != "" {
 		v, err := strconv.ParseInt(cl, 10, 64)
 		if err == nil && v >= 0 {
 			w.contentLength = v
@@ -390,7 +391,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 		foreachHeaderElement(v, w.declareTrailer)
 	}
 
-	te := header.Get("Transfer-Encoding")
+	te := first(header, "Transfer-Encoding")
 	hasTE := te != ""
 
 	_, hasCLHeader := header["Content-Length"]
@@ -402,14 +403,14 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 
 	// net/http turns keep-alives off while it shuts down, read once here.
 	closing := w.c.s.closing.Load()
-	if header.Get("Connection") == "close" || closing {
+	if first(header, "Connection") == "close" || closing {
 		w.closeAfter = true
 	}
 
 	code := w.status
 	if bodyAllowedForStatus(code) {
 		_, haveType := header["Content-Type"]
-		hasCE := header.Get("Content-Encoding") != ""
+		hasCE := first(header, "Content-Encoding") != ""
 		if !hasCE && !haveType && !hasTE && len(p) > 0 {
 			extra.contentType = http.DetectContentType(p)
 		}
@@ -449,16 +450,62 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 		delHeader("Content-Length")
 	}
 
-	if w.closeAfter && (closing || !hasToken(w.sent.Get("Connection"), "close")) && !isProtocolSwitchResponse(code, header) {
+	if w.closeAfter && (closing || !hasToken(first(w.sent, "Connection"), "close")) && !isProtocolSwitchResponse(code, header) {
 		delHeader("Connection")
 		extra.connection = "close"
 	}
 
 	bw := w.c.bw
 	writeStatusLine(bw, code)
-	_ = w.sent.WriteSubset(bw, exclude)
+	writeHeaderLines(bw, w.sent, exclude)
 	extra.write(bw)
 	_, _ = bw.Write(crlf)
+}
+
+// first is h.Get(key) for a key already in canonical form, without
+// canonicalizing it again.
+func first(h http.Header, key string) string {
+	if vv := h[key]; len(vv) > 0 {
+		return vv[0]
+	}
+	return ""
+}
+
+// headerLine is one key of a header and its values, for sorting.
+type headerLine struct {
+	key    string
+	values []string
+}
+
+var headerNewlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
+
+// writeHeaderLines writes h as http.Header.WriteSubset does: keys sorted,
+// invalid names dropped, each value trimmed with its line breaks turned
+// into spaces. It sorts a small array on the stack where WriteSubset
+// takes a pooled sorter: this runs once per response.
+func writeHeaderLines(bw *bufio.Writer, h http.Header, exclude map[string]bool) {
+	var stack [16]headerLine
+	lines := stack[:0]
+	for k, vv := range h {
+		if !exclude[k] {
+			lines = append(lines, headerLine{k, vv})
+		}
+	}
+	slices.SortFunc(lines, func(a, b headerLine) int { return strings.Compare(a.key, b.key) })
+	for _, l := range lines {
+		if !httpguts.ValidHeaderFieldName(l.key) {
+			continue
+		}
+		for _, v := range l.values {
+			if strings.ContainsAny(v, "\r\n") {
+				v = headerNewlineToSpace.Replace(v)
+			}
+			_, _ = bw.WriteString(l.key)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(textproto.TrimString(v))
+			_, _ = bw.Write(crlf)
+		}
+	}
 }
 
 // extraHeader is what the server adds, written in net/http's order.
