@@ -110,10 +110,9 @@ func (m *Manager) checkCapacityLocked(c *config.Container) error {
 }
 
 func (m *Manager) leaseLocked(inst *instance, r *run) *Lease {
+	// The idle timer, if armed, stays armed: when it fires it finds the
+	// run busy or lastActivity recent, and waits for the rest.
 	r.inFlight++
-	if r.idleTimer != nil {
-		r.idleTimer.Stop()
-	}
 	r.lastActivity.Store(m.clock.Now().UnixNano())
 	return &Lease{m: m, inst: inst, run: r, direct: r.direct}
 }
@@ -168,9 +167,16 @@ func (m *Manager) sleepAfter(c *config.Container) time.Duration {
 	return max(c.SleepAfter, minSleepAfter)
 }
 
-// armIdleLocked (re)arms r's idle timer to fire after d. The callback
-// carries r's generation and re-checks everything when it fires.
+// armIdleLocked arms r's idle timer to fire after d, unless it is armed
+// already: a pending timer re-checks everything when it fires and waits
+// again for whatever part of sleepAfter the latest activity left, so
+// requests never touch the runtime's timers. The callback carries r's
+// generation.
 func (m *Manager) armIdleLocked(inst *instance, r *run, d time.Duration) {
+	if r.idleArmed {
+		return
+	}
+	r.idleArmed = true
 	if r.idleTimer != nil {
 		r.idleTimer.Reset(d)
 		return
@@ -187,13 +193,16 @@ func (m *Manager) armIdleLocked(inst *instance, r *run, d time.Duration) {
 func (m *Manager) onIdle(inst *instance, gen uint64) {
 	m.mu.Lock()
 	r := inst.run
+	if r != nil && r.gen == gen {
+		r.idleArmed = false // this was its timer; the next quiet moment re-arms it
+	}
 	if m.shuttingDown || r == nil || r.gen != gen || r.ended || inst.status != StatusHealthy || r.busy() {
 		m.mu.Unlock()
 		return
 	}
 	sleepAfter := m.sleepAfter(inst.cfg)
 	if idle := m.clock.Now().Sub(r.lastActive()); idle < sleepAfter {
-		r.idleTimer.Reset(sleepAfter - idle)
+		m.armIdleLocked(inst, r, sleepAfter-idle)
 		m.mu.Unlock()
 		return
 	}

@@ -103,6 +103,8 @@ type run struct {
 	inFlight  int
 	streaming int
 	idleTimer clock.Timer
+	// idleArmed: idleTimer is pending (see Manager.armIdleLocked).
+	idleArmed bool
 	hardTimer clock.Timer
 	// lastActivity is unix nanoseconds, atomic so that Lease.Touch, called
 	// for every chunk a stream moves, never takes the manager's lock.

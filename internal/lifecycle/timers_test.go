@@ -52,6 +52,36 @@ func TestSleepAfterOnlyWhenIdle(t *testing.T) {
 	}
 }
 
+// TestIdleTimerFollowsLatestActivity: requests leave an armed idle timer
+// alone; when it fires it waits again for the rest of sleepAfter after the
+// latest activity, and a timer that fires during a request is re-armed by
+// that request's release.
+func TestIdleTimerFollowsLatestActivity(t *testing.T) {
+	h := newHarness(t, harnessOptions{}, testContainer("web"))
+	h.acquire("web", "a").Release() // armed for 10m
+	h.clk.Advance(5 * time.Minute)
+	h.acquire("web", "a").Release()
+	h.clk.Advance(5 * time.Minute) // fires: 5m since the last request
+	if s := h.status("web", "a"); s != StatusHealthy {
+		t.Fatalf("slept 5m after a request: %q", s)
+	}
+	h.clk.Advance(4 * time.Minute) // 14m
+	l := h.acquire("web", "a")
+	h.clk.Advance(2 * time.Minute) // fires at 15m with the request in flight
+	if s := h.status("web", "a"); s != StatusHealthy {
+		t.Fatalf("slept with a request in flight: %q", s)
+	}
+	l.Release() // 16m
+	h.clk.Advance(10*time.Minute - time.Second)
+	if s := h.status("web", "a"); s != StatusHealthy {
+		t.Fatalf("slept early: %q", s)
+	}
+	h.clk.Advance(time.Second)
+	if s := h.status("web", "a"); s != StatusStopped {
+		t.Fatalf("did not sleep 10m after the last release: %q", s)
+	}
+}
+
 func TestTouchRenewsIdleClock(t *testing.T) {
 	h := newHarness(t, harnessOptions{}, testContainer("web"))
 	l := h.acquire("web", "a")
