@@ -202,7 +202,7 @@ func (rt *Router) forwardInline(ctx context.Context, w http.ResponseWriter, in *
 
 	removeHopByHop(res.Header)
 	h := w.Header()
-	copyHeader(h, res.Header)
+	adoptHeader(h, res.Header)
 	h.Set(headerInstance, a.instanceHeader)
 	announced := len(res.Trailer)
 	if announced > 0 {
@@ -306,6 +306,21 @@ func removeHopByHop(h http.Header) {
 	}
 	for _, k := range hopHeaders {
 		delete(h, k)
+	}
+}
+
+// adoptHeader is copyHeader for a src that nothing else uses (a response
+// just parsed): a key new to dst takes src's values as they are, without
+// a new slice or canonicalizing a key the parser already canonicalized.
+// The slice is capped so that a later Add to dst cannot write into src's
+// backing array.
+func adoptHeader(dst, src http.Header) {
+	for k, vv := range src {
+		if _, ok := dst[k]; !ok {
+			dst[k] = vv[:len(vv):len(vv)]
+			continue
+		}
+		dst[k] = append(dst[k], vv...)
 	}
 }
 
