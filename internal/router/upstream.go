@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lunora/lunorad/internal/h1"
 	"github.com/lunora/lunorad/internal/rawio"
 )
 
@@ -237,7 +238,7 @@ func (p *connPool) exchangeOn(ctx context.Context, c *upstreamConn, x exchange) 
 		if _, err := c.br.Peek(1); err != nil {
 			return fail(err, n == 0)
 		}
-		res, err := http.ReadResponse(c.br, x.request)
+		res, err := c.readResponse(x.request)
 		if err != nil {
 			if c.lr.remaining <= 0 {
 				return fail(errHeadersTooLarge, false)
@@ -266,6 +267,25 @@ func (p *connPool) exchangeOn(ctx context.Context, c *upstreamConn, x exchange) 
 		res.Body = &upstreamBody{body: res.Body, conn: c, pool: p, stop: stop, keep: keep}
 		return res, false, nil
 	}
+}
+
+// readResponse reads the next response head from c, as http.ReadResponse
+// does. A common head already buffered whole is parsed by hand, which yields
+// the same response with half the allocations; any other (not yet complete,
+// longer than the buffer, chunked, ...) goes to http.ReadResponse.
+func (c *upstreamConn) readResponse(req *http.Request) (*http.Response, error) {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	res, headLen, ok := h1.ParseResponse(buf, req)
+	if !ok {
+		return http.ReadResponse(c.br, req)
+	}
+	if _, err := c.br.Discard(headLen); err != nil {
+		return nil, err
+	}
+	if res.Body == nil {
+		res.Body = h1.NewBody(c.br, res.ContentLength, res.Close)
+	}
+	return res, nil
 }
 
 // release ends an exchange on c: back to the pool when the connection can
