@@ -252,8 +252,9 @@ func (rt *Router) copyInlineBody(ctx context.Context, w http.ResponseWriter, res
 			_ = flush()
 		}
 	}
-	buf := rt.buffers.Get()
-	defer rt.buffers.Put(buf)
+	bp := rt.buffers.get()
+	defer rt.buffers.put(bp)
+	buf := *bp
 	t := toucher{lease: a.lease, clock: a.clock}
 	var copied int64
 	for {

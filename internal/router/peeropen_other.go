@@ -4,6 +4,10 @@ package router
 
 import "net"
 
-// peerOpen cannot probe without unix sockets; a closed connection is then
+// peeker cannot probe without unix sockets; a closed connection is then
 // found by the request written on it (and a replayable one is replayed).
-func peerOpen(net.Conn) bool { return true }
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return &peeker{} }
+
+func (*peeker) peerOpen() bool { return true }

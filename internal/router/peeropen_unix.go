@@ -8,26 +8,42 @@ import (
 	"unsafe"
 )
 
-// peerOpen reports whether an idle connection is still open at the other
-// end: a non-blocking peek finds nothing to read (EAGAIN). EOF, a reset or
-// unexpected bytes mean the container closed it or broke it.
-func peerOpen(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+// peeker probes whether an idle connection is still open at the other end:
+// a non-blocking peek finds nothing to read (EAGAIN). EOF, a reset or
+// unexpected bytes mean the container closed it or broke it. It is made
+// once per connection, with its callback bound, so a probe allocates
+// nothing; probes of one connection do not overlap (it is idle).
+type peeker struct {
+	rc    syscall.RawConn // nil: the connection has no descriptor
+	buf   [1]byte
+	open  bool
+	probe func(fd uintptr) bool
+}
+
+func newPeeker(c net.Conn) *peeker {
+	p := &peeker{}
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			p.rc = rc
+		}
+	}
+	p.probe = p.peek
+	return p
+}
+
+func (p *peeker) peek(fd uintptr) bool {
+	// A raw call: MSG_DONTWAIT never blocks, and syscall.Recvfrom would
+	// wake the runtime's sysmon on an idle daemon (package rawio).
+	_, _, err := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.buf[0])), 1, syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	p.open = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+	return true // never wait: this is a probe, not a read
+}
+
+// peerOpen reports whether the connection is still open at the other end.
+func (p *peeker) peerOpen() bool {
+	if p.rc == nil {
 		return true
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var buf [1]byte
-	open := false
-	err = rc.Read(func(fd uintptr) bool {
-		// A raw call: MSG_DONTWAIT never blocks, and syscall.Recvfrom
-		// would wake the runtime's sysmon on an idle daemon (package rawio).
-		_, _, rerr := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1, syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		open = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
-		return true // never wait: this is a probe, not a read
-	})
-	return err == nil && open
+	p.open = false
+	return p.rc.Read(p.probe) == nil && p.open
 }

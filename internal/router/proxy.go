@@ -244,3 +244,8 @@ func (b *bufferPool) Put(buf []byte) {
 		b.p.Put(&buf)
 	}
 }
+
+// get and put serve the router's own copies: the pointer goes back as it
+// came, where Put, given a slice, must allocate a new one.
+func (b *bufferPool) get() *[]byte  { return b.p.Get().(*[]byte) }
+func (b *bufferPool) put(p *[]byte) { b.p.Put(p) }

@@ -45,6 +45,7 @@ type upstreamConn struct {
 	lr        limitedReader // br's source
 	br        *bufio.Reader
 	bw        *bufio.Writer
+	peek      *peeker
 	idleSince time.Time
 }
 
@@ -102,7 +103,7 @@ func (p *connPool) get(ctx context.Context, addr string) (c *upstreamConn, reuse
 		return nil, false, err
 	}
 	sock := rawio.New(conn)
-	c = &upstreamConn{conn: conn, addr: addr, lr: limitedReader{r: sock}, bw: bufio.NewWriterSize(sock, upstreamBufferSize)}
+	c = &upstreamConn{conn: conn, addr: addr, lr: limitedReader{r: sock}, bw: bufio.NewWriterSize(sock, upstreamBufferSize), peek: newPeeker(conn)}
 	c.br = bufio.NewReaderSize(&c.lr, upstreamBufferSize)
 	return c, false, nil
 }
@@ -120,7 +121,7 @@ func (p *connPool) takeIdle(addr string) *upstreamConn {
 		// A connection the container closed while it sat idle is dropped
 		// here rather than failing the request written on it; the
 		// Transport learns the same from its read loop.
-		if now.Sub(c.idleSince) < idleConnTimeout && c.br.Buffered() == 0 && peerOpen(c.conn) {
+		if now.Sub(c.idleSince) < idleConnTimeout && c.br.Buffered() == 0 && c.peek.peerOpen() {
 			return c
 		}
 		_ = c.conn.Close()
