@@ -174,7 +174,7 @@ func isReplayable(r *http.Request) bool {
 // outcome in a exactly as the ReverseProxy callbacks do.
 func (rt *Router) forwardInline(ctx context.Context, w http.ResponseWriter, in *http.Request, a *attempt, conns *connPool, body []byte) {
 	out := &outboundRequest{in: in, path: a.path, body: body}
-	res, err := conns.roundTrip(ctx, a.addr, exchange{
+	res, err := conns.roundTrip(ctx, a.addr, in, exchange{
 		writeRequest: out.writeTo,
 		replayable:   isReplayable(in),
 		wrote:        func() { a.wrote.Store(true) },
@@ -184,7 +184,6 @@ func (rt *Router) forwardInline(ctx context.Context, w http.ResponseWriter, in *
 			w.WriteHeader(code)
 			clear(h)
 		},
-		request: in,
 	})
 	if err != nil {
 		a.err = err

@@ -183,20 +183,21 @@ type exchange struct {
 	wrote func()
 	// got1xx receives each informational response but 101.
 	got1xx func(code int, header http.Header)
-	// request is what http.ReadResponse needs (the method: HEAD has no body).
-	request *http.Request
 }
 
-// roundTrip sends x and returns the final response. Its body must be read
-// to EOF or closed: that returns the connection to the pool or closes it.
-// The context bounds the whole exchange, body included.
-func (p *connPool) roundTrip(ctx context.Context, addr string, x exchange) (*http.Response, error) {
+// roundTrip sends x and returns the final response to req, which the
+// response refers to (and whose method says whether it has a body). Its
+// body must be read to EOF or closed: that returns the connection to the
+// pool or closes it. The context bounds the whole exchange, body included.
+// req is not part of x because it outlives the call in the response: in
+// the same struct, x's hooks would escape to the heap with it.
+func (p *connPool) roundTrip(ctx context.Context, addr string, req *http.Request, x exchange) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		c, reused, err := p.get(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		res, stale, err := p.exchangeOn(ctx, c, x)
+		res, stale, err := p.exchangeOn(ctx, c, req, x)
 		if err == nil {
 			return res, nil
 		}
@@ -213,7 +214,7 @@ func (p *connPool) roundTrip(ctx context.Context, addr string, x exchange) (*htt
 
 // exchangeOn runs x on c. stale reports a failure before any byte of a
 // response arrived (the request may or may not have reached the container).
-func (p *connPool) exchangeOn(ctx context.Context, c *upstreamConn, x exchange) (res *http.Response, stale bool, err error) {
+func (p *connPool) exchangeOn(ctx context.Context, c *upstreamConn, req *http.Request, x exchange) (res *http.Response, stale bool, err error) {
 	// The read and write below block on the connection, not on ctx: a
 	// cancelled context unblocks them with a past deadline.
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(aLongTimeAgo) })
@@ -239,7 +240,7 @@ func (p *connPool) exchangeOn(ctx context.Context, c *upstreamConn, x exchange) 
 		if _, err := c.br.Peek(1); err != nil {
 			return fail(err, n == 0)
 		}
-		res, err := c.readResponse(x.request)
+		res, err := c.readResponse(req)
 		if err != nil {
 			if c.lr.remaining <= 0 {
 				return fail(errHeadersTooLarge, false)

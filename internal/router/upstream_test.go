@@ -20,28 +20,36 @@ import (
 // their connections, plus the router-level behaviour of a connection the
 // container closed while idle.
 
+// poolRequest is what forwardInline passes to connPool.roundTrip.
+type poolRequest struct {
+	req *http.Request
+	x   exchange
+}
+
+func (pr poolRequest) roundTrip(ctx context.Context, p *connPool, addr string) (*http.Response, error) {
+	return p.roundTrip(ctx, addr, pr.req, pr.x)
+}
+
 // poolGet is one GET exchange, as forwardInline builds it.
-func poolGet() exchange {
-	return exchange{
+func poolGet() poolRequest {
+	return poolRequest{req: &http.Request{Method: http.MethodGet}, x: exchange{
 		writeRequest: func(w *bufio.Writer) error {
 			_, err := w.WriteString("GET /x HTTP/1.1\r\nHost: container\r\n\r\n")
 			return err
 		},
 		replayable: true,
-		request:    &http.Request{Method: http.MethodGet},
-	}
+	}}
 }
 
 // poolPost is one POST exchange without an idempotency key.
-func poolPost() exchange {
-	return exchange{
+func poolPost() poolRequest {
+	return poolRequest{req: &http.Request{Method: http.MethodPost}, x: exchange{
 		writeRequest: func(w *bufio.Writer) error {
 			_, err := w.WriteString("POST /x HTTP/1.1\r\nHost: container\r\nContent-Length: 2\r\n\r\nhi")
 			return err
 		},
 		replayable: false,
-		request:    &http.Request{Method: http.MethodPost},
-	}
+	}}
 }
 
 // serveAnswers answers every request on a connection with answer until the
@@ -61,12 +69,12 @@ func serveAnswers(answer string) func(*rawConn) {
 
 const answerOK = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-// roundTripBody runs x on p and reads the whole body.
-func roundTripBody(t *testing.T, p *connPool, addr string, x exchange) (int, string) {
+// roundTripBody runs pr on p and reads the whole body.
+func roundTripBody(t *testing.T, p *connPool, addr string, pr poolRequest) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	res, err := p.roundTrip(ctx, addr, x)
+	res, err := pr.roundTrip(ctx, p, addr)
 	if err != nil {
 		t.Fatalf("roundTrip: %v", err)
 	}
@@ -176,7 +184,7 @@ func answerThenDropNext(c *rawConn) {
 func TestConnPoolReplaysOnlyReplayableRequestsOnADroppedReusedConnection(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		x       exchange
+		pr      poolRequest
 		replay  bool
 		accepts int64
 	}{
@@ -191,7 +199,7 @@ func TestConnPoolReplaysOnlyReplayableRequestsOnADroppedReusedConnection(t *test
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 			defer cancel()
-			res, err := p.roundTrip(ctx, b.addr(), tc.x)
+			res, err := tc.pr.roundTrip(ctx, p, b.addr())
 			if tc.replay {
 				if err != nil {
 					t.Fatalf("replayable request failed: %v", err)
@@ -324,7 +332,7 @@ func TestConnPoolClosesAnAbandonedBody(t *testing.T) {
 	p := newTestConnPool(t)
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	res, err := p.roundTrip(ctx, b.addr(), poolGet())
+	res, err := poolGet().roundTrip(ctx, p, b.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +387,7 @@ func TestConnPoolCancelUnblocksAnUnansweredRequest(t *testing.T) {
 	cause := errors.New("the test gave up")
 	done := make(chan error, 1)
 	go func() {
-		res, err := p.roundTrip(ctx, b.addr(), poolGet())
+		res, err := poolGet().roundTrip(ctx, p, b.addr())
 		if err == nil {
 			res.Body.Close()
 		}
@@ -424,7 +432,7 @@ func TestConnPoolCancelUnblocksABodyRead(t *testing.T) {
 	p := newTestConnPool(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	res, err := p.roundTrip(ctx, b.addr(), poolGet())
+	res, err := poolGet().roundTrip(ctx, p, b.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
