@@ -236,7 +236,9 @@ func (rt *Router) forwardInline(ctx context.Context, w http.ResponseWriter, in *
 // copyInlineBody streams the response body to the client. Like
 // ReverseProxy with lunorad's settings, it flushes every write for
 // event streams, bodies of unknown length and bodies larger than one copy
-// buffer, and otherwise lets the server write the response at the end.
+// buffer; any other body is flushed once all of its Content-Length bytes
+// are copied, so the client does not wait for the bookkeeping that follows
+// (the bytes are those the server would write at the end).
 // A body that breaks off aborts the client's response (http.ErrAbortHandler),
 // so the client sees a truncated response, never a short complete one.
 func (rt *Router) copyInlineBody(ctx context.Context, w http.ResponseWriter, res *http.Response, a *attempt) {

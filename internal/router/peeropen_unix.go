@@ -14,18 +14,20 @@ import (
 // once per connection, with its callback bound, so a probe allocates
 // nothing; probes of one connection do not overlap (it is idle).
 type peeker struct {
-	rc    syscall.RawConn // nil: the connection has no descriptor
-	buf   [1]byte
-	open  bool
-	probe func(fd uintptr) bool
+	rc syscall.RawConn // nil: no probe possible (see broken)
+	// broken: the connection has a descriptor that could not be reached;
+	// it is never reused. A connection without one is, unprobed.
+	broken bool
+	buf    [1]byte
+	open   bool
+	probe  func(fd uintptr) bool
 }
 
 func newPeeker(c net.Conn) *peeker {
 	p := &peeker{}
 	if sc, ok := c.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			p.rc = rc
-		}
+		rc, err := sc.SyscallConn()
+		p.rc, p.broken = rc, err != nil
 	}
 	p.probe = p.peek
 	return p
@@ -42,7 +44,7 @@ func (p *peeker) peek(fd uintptr) bool {
 // peerOpen reports whether the connection is still open at the other end.
 func (p *peeker) peerOpen() bool {
 	if p.rc == nil {
-		return true
+		return !p.broken
 	}
 	p.open = false
 	return p.rc.Read(p.probe) == nil && p.open
