@@ -474,22 +474,12 @@ func (c *conn) parse(head []byte) *http.Request {
 		req.ContentLength < 0 || req.ContentLength > maxBody:
 		return nil
 	}
-	// net/http's own checks, which http.ReadRequest leaves to the server:
-	// a request failing them goes to the fallback for its 400.
-	// (http.ReadRequest refused two Host headers and moved the one to
-	// req.Host; origin-form targets only, so it came from the header.)
+	// net/http's own check of Host, which both parsers leave to the
+	// server: a request failing it goes to the fallback for its 400.
+	// (Both refused two Host headers and moved the one to req.Host;
+	// origin-form targets only, so it came from the header.)
 	if req.Host == "" || !httpguts.ValidHostHeader(req.Host) {
 		return nil
-	}
-	for k, vv := range req.Header {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return nil
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return nil
-			}
-		}
 	}
 	if c.s.Take != nil && !c.s.Take(req) {
 		return nil
@@ -511,6 +501,19 @@ func (c *conn) readRequest(head []byte) *http.Request {
 	req, err := http.ReadRequest(c.headReader)
 	if err != nil {
 		return nil
+	}
+	// net/http's server also refuses header names and values that
+	// http.ReadRequest lets through; the fallback answers those with its
+	// 400. (h1 accepts only bytes that pass these checks.)
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil
+			}
+		}
 	}
 	return req
 }
