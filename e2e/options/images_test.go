@@ -26,7 +26,11 @@ func TestImageKindsAndBuildArgs(t *testing.T) {
 	// so a working instance proves the local image was used as is.
 	suffix := uniqueSuffix(t)
 	present := "127.0.0.1:1/lunorad-e2e/options-" + suffix + ":local"
-	if _, err := dockerCLI("build", "-q", "-t", present, imageDir); err != nil {
+	// The label makes the image this test's own. Unlabelled, it is the
+	// build cache's last layer of imageDir, which a parallel test's build
+	// (lunorad adds its labels as a last step) runs an intermediate
+	// container from, and that container blocks removing the tag.
+	if _, err := dockerCLI("build", "-q", "--label", "sh.lunora.e2e-test="+suffix, "-t", present, imageDir); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
