@@ -34,7 +34,9 @@ func TestImageKindsAndBuildArgs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if _, err := dockerCLI("image", "rm", present); err != nil {
+		// --no-prune: the untagged parents are the build cache's layers of
+		// imageDir, which a parallel test's build may be using this moment.
+		if _, err := dockerCLI("image", "rm", "--no-prune", present); err != nil {
 			t.Errorf("removing the test tag: %v", err)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -123,15 +124,11 @@ func (d *Docker) buildDockerfile(ctx context.Context, c *config.Container) (stri
 		return id, nil
 	}
 
-	if _, err := bc.file.Seek(0, io.SeekStart); err != nil {
-		return "", &lifecycle.BuildError{Container: c.Name, Err: fmt.Errorf("rewinding the build context: %w", err)}
-	}
 	args := make(map[string]*string, len(c.BuildArgs))
 	for k, v := range c.BuildArgs {
 		args[k] = &v
 	}
-	began := time.Now()
-	resp, err := d.api.ImageBuild(ctx, bc.file, build.ImageBuildOptions{
+	opts := build.ImageBuildOptions{
 		Tags:       tags,
 		Dockerfile: bc.dockerfile,
 		BuildArgs:  args,
@@ -140,16 +137,17 @@ func (d *Docker) buildDockerfile(ctx context.Context, c *config.Container) (stri
 		Version:     build.BuilderV1,
 		Remove:      true,
 		ForceRemove: true,
-	})
-	if err != nil {
-		// A Dockerfile the daemon cannot parse fails the request itself.
-		return "", &lifecycle.BuildError{Container: c.Name, Err: err}
 	}
-	defer resp.Body.Close()
 	log := d.log.With(zap.String("container", c.Name))
-	id, step, err := readBuildStream(resp.Body, func(line string) { log.Debug("build", zap.String("output", line)) })
+	began := time.Now()
+	id, err := d.runBuild(ctx, c.Name, bc.file, opts, log)
+	var be *lifecycle.BuildError
+	if errors.As(err, &be) && vanishedLayer.MatchString(be.Err.Error()) {
+		log.Info("a cached layer was deleted during the build; building again", zap.Error(be.Err))
+		id, err = d.runBuild(ctx, c.Name, bc.file, opts, log)
+	}
 	if err != nil {
-		return "", &lifecycle.BuildError{Container: c.Name, Step: step, Err: err}
+		return "", err
 	}
 	if id == "" { // no aux ID in the stream: ask for the tag instead
 		ictx, cancel := d.callCtx(ctx)
@@ -165,6 +163,32 @@ func (d *Docker) buildDockerfile(ctx context.Context, c *config.Container) (stri
 	d.built[key] = built
 	d.mu.Unlock()
 	log.Info("image built", zap.String("image", id), zap.Strings("tags", tags), zap.Duration("took", time.Since(began)))
+	return id, nil
+}
+
+// vanishedLayer matches a build that failed because a cached layer it was
+// building on was deleted meanwhile, as removing another config's images
+// built from the same directory (lunorad down --images, a test's cleanup)
+// does when it prunes their untagged parents. Engine 20.10 says "failed to
+// get digest sha256:…: open …: no such file or directory". Building again
+// makes the layer anew.
+var vanishedLayer = regexp.MustCompile(`failed to get digest sha256:[0-9a-f]+|No such image: sha256:[0-9a-f]+`)
+
+// runBuild sends one build of the context file and reads its output.
+func (d *Docker) runBuild(ctx context.Context, container string, file io.ReadSeeker, opts build.ImageBuildOptions, log *zap.Logger) (string, error) {
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return "", &lifecycle.BuildError{Container: container, Err: fmt.Errorf("rewinding the build context: %w", err)}
+	}
+	resp, err := d.api.ImageBuild(ctx, file, opts)
+	if err != nil {
+		// A Dockerfile the daemon cannot parse fails the request itself.
+		return "", &lifecycle.BuildError{Container: container, Err: err}
+	}
+	defer resp.Body.Close()
+	id, step, err := readBuildStream(resp.Body, func(line string) { log.Debug("build", zap.String("output", line)) })
+	if err != nil {
+		return "", &lifecycle.BuildError{Container: container, Step: step, Err: err}
+	}
 	return id, nil
 }
 

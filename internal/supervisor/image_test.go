@@ -3,6 +3,7 @@ package supervisor
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -524,5 +525,56 @@ func TestEnsureImageRegistryAndUnsupportedKinds(t *testing.T) {
 	_, err = d.EnsureImage(context.Background(), &config.Container{Name: "rp", Image: config.Image{Kind: config.ImageBuild, BuildDir: "/x"}})
 	if !errors.As(err, &be) || !strings.Contains(err.Error(), "`image: {build: ...}` (Railpack) is not supported by lunorad yet; use a Dockerfile path or directory") {
 		t.Errorf("railpack: err = %v", err)
+	}
+}
+
+// A build whose cached layer is deleted under it (another config's image
+// removal pruning shared parents) is built once more; other failures are not.
+func TestEnsureImageRebuildsWhenACachedLayerVanishes(t *testing.T) {
+	const vanished = `failed to get digest sha256:04be94b8254c8a0935f2a3128f1af3fdcac1274c7f389baf062b6aeed8e4ff89: open /var/lib/docker/image/overlay2/imagedb/content/sha256/04be94b8254c8a0935f2a3128f1af3fdcac1274c7f389baf062b6aeed8e4ff89: no such file or directory`
+	for _, tc := range []struct {
+		name       string
+		firstError string
+		wantBuilds int
+		wantErr    bool
+	}{
+		{"vanished layer", vanished, 2, false},
+		{"a real failure", `COPY failed: file not found in build context or excluded by .dockerignore: stat nope.txt: file does not exist`, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeEngine{}
+			var mu sync.Mutex
+			builds := 0
+			f.imageBuild = func(ctx context.Context, r io.Reader, o build.ImageBuildOptions) (build.ImageBuildResponse, error) {
+				files, _ := readTar(t, r)
+				if _, ok := files["Dockerfile"]; !ok {
+					t.Errorf("build %d got a context without its Dockerfile: %v", builds+1, files)
+				}
+				mu.Lock()
+				builds++
+				n := builds
+				mu.Unlock()
+				if n == 1 {
+					msg, _ := json.Marshal(tc.firstError)
+					return build.ImageBuildResponse{Body: jsonStream(
+						`{"stream":"Step 5/7 : LABEL sh.lunora.config=cfg\n"}`,
+						`{"errorDetail":{"message":`+string(msg)+`},"error":`+string(msg)+`}`,
+					)}, nil
+				}
+				return build.ImageBuildResponse{Body: jsonStream(`{"aux":{"ID":"sha256:rebuilt"}}`)}, nil
+			}
+			d, _ := newFakeDocker(t, f, Options{ConfigID: "cfg"})
+			dir := copyDir(t, fixture(t, "buildctx"))
+			id, err := d.EnsureImage(context.Background(), dockerfileContainer("web", dir, "Dockerfile"))
+			if builds != tc.wantBuilds {
+				t.Errorf("%d builds, want %d", builds, tc.wantBuilds)
+			}
+			switch {
+			case tc.wantErr && err == nil:
+				t.Fatalf("EnsureImage = %q, want the build's error", id)
+			case !tc.wantErr && (err != nil || id != "sha256:rebuilt"):
+				t.Fatalf("EnsureImage = %q, %v; want the second build's image", id, err)
+			}
+		})
 	}
 }
