@@ -675,7 +675,11 @@ func (w *errWriter) Write(p []byte) (int, error) {
 }
 
 // handedOffConn is a connection given to the fallback: reads drain what
-// this package buffered before reaching the socket.
+// this package buffered before reaching the socket. They keep going through
+// the buffer for the connection's life, which costs a copy but turns
+// net/http's 4 KiB reads into 16 KiB raw ones: reading the socket directly
+// once the buffer was drained moved a 4 MiB upload no faster (1 300-1 700
+// against 1 350-1 840 MB/s, 4 alternating runs).
 type handedOffConn struct {
 	net.Conn
 	r io.Reader
