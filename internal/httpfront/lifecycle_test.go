@@ -260,6 +260,27 @@ func TestShutdownBoundedByContext(t *testing.T) {
 	close(g.release) // lets the handler end before Close
 }
 
+// TestShutdownReportsTheContextOnce: with requests still running on both
+// servers when the context ends, Shutdown says so once, not once per server.
+func TestShutdownReportsTheContextOnce(t *testing.T) {
+	g := newGate()
+	front := startFront(t, gated(g, nil), takeUnlessMarked)
+	here, _ := dial(t, front.addr)
+	send(t, here, req("GET", "/slow", ""))
+	waitFor(t, g.entered, "the handler served here")
+	handedOff, _ := dial(t, front.addr)
+	send(t, handedOff, req("GET", "/slow", "X-Fallback: 1\r\n"))
+	waitFor(t, g.entered, "the fallback's handler")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := front.srv.Shutdown(ctx)
+	if !errors.Is(err, context.Canceled) || strings.Count(err.Error(), context.Canceled.Error()) != 1 {
+		t.Errorf("Shutdown = %q, want context.Canceled said once", err)
+	}
+	close(g.release)
+}
+
 // TestClientDisconnectCancelsRequest: the lazy watcher notices a client that
 // hangs up during a slow handler and cancels the request's context.
 func TestClientDisconnectCancelsRequest(t *testing.T) {

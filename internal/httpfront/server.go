@@ -161,7 +161,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if waitErr == nil {
 		waitErr = s.waitWatchdog(ctx)
 	}
-	return errors.Join(lnErr, waitErr, s.stopFallback(func() error { return s.Fallback.Shutdown(ctx) }))
+	fallbackErr := s.stopFallback(func() error { return s.Fallback.Shutdown(ctx) })
+	if waitErr != nil && fallbackErr == waitErr {
+		fallbackErr = nil // the same expired context: said once
+	}
+	return errors.Join(lnErr, waitErr, fallbackErr)
 }
 
 // Close closes the listener and every connection at once.
