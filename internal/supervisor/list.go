@@ -37,7 +37,7 @@ func (d *Docker) ListOwned(ctx context.Context) ([]lifecycle.Running, error) {
 				return fmt.Errorf("inspecting owned container %s: %w", shortID(c.ID), err)
 			}
 			r := runningFromInspect(insp)
-			r.Direct = d.directAddrs(gctx, insp, r.Ports)
+			r.Direct = d.directAddrs(gctx, insp, r.Ports, false)
 			found[i] = &r
 			return nil
 		})

@@ -37,10 +37,9 @@ const networkPrefix = "lunorad-"
 // may drop the first SYN while its link comes up (the kernel would resend
 // it only after a second), so the probe dials up to reachProbeAttempts
 // times, reachProbeTimeout each, reachRetryPause apart, before it decides
-// "no" for good. It runs in the background attach, or in ListOwned when
-// adoption or a reconcile meets a container already attached before the
-// answer is known: requests wait for adoption, so on a host with no route
-// the first ones can wait for the whole probe, once per daemon.
+// "no" for good. It runs only in the background attach, never on a path a
+// request waits for: ListOwned (adoption, reconcile) reports direct
+// addresses only once a probe has said yes.
 const (
 	reachProbeTimeout  = 500 * time.Millisecond
 	reachProbeAttempts = 5
@@ -109,7 +108,7 @@ func (d *Docker) Attach(ctx context.Context, containerID string, published map[i
 	}
 	// A connect error with the container on the network is "already
 	// connected" (a second Attach, or a race with one): success.
-	return d.directAddrs(ctx, insp, published), nil
+	return d.directAddrs(ctx, insp, published, true), nil
 }
 
 // connect connects containerID to the network netID under its own deadline.
@@ -241,10 +240,13 @@ func (d *Docker) RemoveNetwork(ctx context.Context) error {
 }
 
 // directAddrs maps each published port of a running container to its
-// address on our network, or returns nil when that address is not (known to
-// be) reachable from the host. The first call that has an address decides
-// reachability for the lifetime of d.
-func (d *Docker) directAddrs(ctx context.Context, insp container.InspectResponse, published map[int]string) map[int]string {
+// address on our network, or returns nil when that address is not known to
+// be reachable from the host. With probe, the first call that has an
+// address decides reachability for the lifetime of d (Attach, in the
+// background); without it, an undecided reachability reads as "not yet"
+// (ListOwned, which requests may wait for: the run's background attach
+// decides instead).
+func (d *Docker) directAddrs(ctx context.Context, insp container.InspectResponse, published map[int]string, probe bool) map[int]string {
 	if !d.directDial || len(published) == 0 || insp.NetworkSettings == nil {
 		return nil
 	}
@@ -255,6 +257,12 @@ func (d *Docker) directAddrs(ctx context.Context, insp container.InspectResponse
 	direct := make(map[int]string, len(published))
 	for port := range published {
 		direct[port] = net.JoinHostPort(ep.IPAddress, strconv.Itoa(port))
+	}
+	if !probe {
+		if reachability(d.reach.Load()) != reachYes {
+			return nil
+		}
+		return direct
 	}
 	for _, addr := range direct {
 		if !d.reachable(ctx, addr) {
@@ -273,7 +281,7 @@ func (d *Docker) reachable(ctx context.Context, addr string) bool {
 	// Docker (about 3 s at most, where there is no route).
 	d.reachMu.Lock()
 	defer d.reachMu.Unlock()
-	switch d.reach {
+	switch reachability(d.reach.Load()) {
 	case reachYes:
 		return true
 	case reachNo:
@@ -289,12 +297,12 @@ func (d *Docker) reachable(ctx context.Context, addr string) bool {
 			}
 		}
 		if err = d.dialProbe(ctx, addr); err == nil {
-			d.reach = reachYes
+			d.reach.Store(int32(reachYes))
 			d.log.Debug("dialing containers on lunorad's network directly", zap.String("probed", addr), zap.Int("attempt", attempt+1))
 			return true
 		}
 	}
-	d.reach = reachNo
+	d.reach.Store(int32(reachNo))
 	d.log.Info("the host cannot reach containers on their network address; proxying through their published ports",
 		zap.String("probed", addr), zap.Error(err))
 	return false

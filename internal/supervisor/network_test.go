@@ -313,3 +313,40 @@ func TestReachabilityProbeRetriesAFirstTimeout(t *testing.T) {
 		t.Errorf("dialled %d times, want 2", got)
 	}
 }
+
+// ListOwned runs where requests wait (adoption, reconcile), so it never
+// probes: a restarted daemon lists an attached container without its direct
+// address until an Attach in the background has found the route.
+func TestListOwnedNeverProbesReachability(t *testing.T) {
+	f, _, _ := directFake()
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	fakeDial(d, nil)
+	r := runWeb(t, d, "a")
+	ctx := context.Background()
+	if _, err := d.Attach(ctx, r.ID, r.Ports); err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	f.containerList = func(ctx context.Context, o container.ListOptions) ([]container.Summary, error) {
+		return []container.Summary{{ID: r.ID}}, nil
+	}
+
+	restarted, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	dials := fakeDial(restarted, nil)
+	list, err := restarted.ListOwned(ctx)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ListOwned = %+v, %v", list, err)
+	}
+	if list[0].Direct != nil || dials.Load() != 0 {
+		t.Errorf("before any Attach: Direct = %v after %d dials, want none and no probe", list[0].Direct, dials.Load())
+	}
+	if _, err := restarted.Attach(ctx, r.ID, r.Ports); err != nil {
+		t.Fatalf("Attach after the restart: %v", err)
+	}
+	list, err = restarted.ListOwned(ctx)
+	if err != nil || len(list) != 1 || list[0].Direct[8080] != "10.99.0.2:8080" {
+		t.Fatalf("after Attach: ListOwned = %+v, %v; want the direct address", list, err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d probes, want the Attach's one", n)
+	}
+}

@@ -153,9 +153,11 @@ type Docker struct {
 	// trying again.
 	netErr error
 
-	// reachMu guards reach (held across the one reachability probe).
+	// reachMu is held across the one reachability probe; reach, its
+	// answer, is written with it held and read without it (ListOwned must
+	// not wait for a probe).
 	reachMu sync.Mutex
-	reach   reachability
+	reach   atomic.Int32 // a reachability
 	// racyWindow: see defaultRacyWindow (tests shorten it).
 	racyWindow time.Duration
 
