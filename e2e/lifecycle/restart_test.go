@@ -205,6 +205,12 @@ func TestDaemonRestartReadoptsItsContainers(t *testing.T) {
 	if info := instanceInfo(t, h, "a"); info.Generation <= genBefore || info.State.Status != lifecycle.StatusHealthy {
 		t.Errorf("adopted instance: generation %d (before %d), state %+v", info.Generation, genBefore, info.State)
 	}
+	// Adopted on their published ports, they get their address on
+	// lunorad's network back from the background attach (this host routes
+	// to Docker networks): adoption itself never waits for that probe.
+	daemontest.Eventually(t, wait, "the adopted instance's direct address", func() bool {
+		return len(instanceInfo(t, h, "a").Direct) > 0
+	})
 	if logs := second.logs.String(); !strings.Contains(logs, `"msg":"container event"`) ||
 		!strings.Contains(logs, `"message":"adopted running container `+ids["a"]+`"`) {
 		t.Errorf("the JSON log lacks the adoption event:\n%s", logs)
