@@ -27,8 +27,9 @@ const attachTimeout = time.Minute
 
 // maybeAttachLocked starts the one background attach of a run that just
 // became ready, unless direct dial is off, the run has a direct address
-// already (adopted from a container connected by an earlier daemon) or
-// publishes no port. It never delays the start: the run serves on its
+// already (a Runtime may report one for a container it lists; the Docker
+// runtime never does at adoption, so adopted runs are attached here too)
+// or publishes no port. It never delays the start: the run serves on its
 // published ports until the attach succeeds.
 func (m *Manager) maybeAttachLocked(inst *instance, r *run) {
 	if m.attacher == nil || len(r.direct) > 0 || len(r.ports) == 0 || r.ended {

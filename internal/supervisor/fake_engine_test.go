@@ -85,6 +85,10 @@ func (f *fakeEngine) Info(ctx context.Context) (system.Info, error) {
 func (f *fakeEngine) Close() error { return nil }
 
 func (f *fakeEngine) ImageBuild(ctx context.Context, r io.Reader, o build.ImageBuildOptions) (build.ImageBuildResponse, error) {
+	// The real client sends r as a request body, which net/http closes.
+	if c, ok := r.(io.Closer); ok {
+		defer c.Close()
+	}
 	f.record("build " + o.Dockerfile)
 	if f.imageBuild == nil {
 		return build.ImageBuildResponse{}, errors.New("fake: no build")

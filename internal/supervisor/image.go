@@ -179,7 +179,9 @@ func (d *Docker) runBuild(ctx context.Context, container string, file io.ReadSee
 	if _, err := file.Seek(0, io.SeekStart); err != nil {
 		return "", &lifecycle.BuildError{Container: container, Err: fmt.Errorf("rewinding the build context: %w", err)}
 	}
-	resp, err := d.api.ImageBuild(ctx, file, opts)
+	// The client sends the file as the request body, which net/http closes
+	// once sent; the caller closes it, so that a retry can rewind it.
+	resp, err := d.api.ImageBuild(ctx, io.NopCloser(file), opts)
 	if err != nil {
 		// A Dockerfile the daemon cannot parse fails the request itself.
 		return "", &lifecycle.BuildError{Container: container, Err: err}

@@ -37,7 +37,12 @@ func (d *Docker) ListOwned(ctx context.Context) ([]lifecycle.Running, error) {
 				return fmt.Errorf("inspecting owned container %s: %w", shortID(c.ID), err)
 			}
 			r := runningFromInspect(insp)
-			r.Direct = d.directAddrs(gctx, insp, r.Ports, false)
+			// Only once a probe said yes: the listing is on adoption's
+			// path, which requests wait for, and an undecided route is
+			// left to the run's background attach.
+			if d.routeKnown() {
+				r.Direct = d.directAddrs(gctx, insp, r.Ports)
+			}
 			found[i] = &r
 			return nil
 		})

@@ -108,7 +108,7 @@ func (d *Docker) Attach(ctx context.Context, containerID string, published map[i
 	}
 	// A connect error with the container on the network is "already
 	// connected" (a second Attach, or a race with one): success.
-	return d.directAddrs(ctx, insp, published, true), nil
+	return d.directAddrs(ctx, insp, published), nil
 }
 
 // connect connects containerID to the network netID under its own deadline.
@@ -239,14 +239,15 @@ func (d *Docker) RemoveNetwork(ctx context.Context) error {
 	return nil
 }
 
+// routeKnown reports whether a probe has found that the host routes to
+// the network (an answer that never changes once given).
+func (d *Docker) routeKnown() bool { return reachability(d.reach.Load()) == reachYes }
+
 // directAddrs maps each published port of a running container to its
-// address on our network, or returns nil when that address is not known to
-// be reachable from the host. With probe, the first call that has an
-// address decides reachability for the lifetime of d (Attach, in the
-// background); without it, an undecided reachability reads as "not yet"
-// (ListOwned, which requests may wait for: the run's background attach
-// decides instead).
-func (d *Docker) directAddrs(ctx context.Context, insp container.InspectResponse, published map[int]string, probe bool) map[int]string {
+// address on our network, or returns nil when that address is not (known to
+// be) reachable from the host. The first call that has an address decides
+// reachability for the lifetime of d.
+func (d *Docker) directAddrs(ctx context.Context, insp container.InspectResponse, published map[int]string) map[int]string {
 	if !d.directDial || len(published) == 0 || insp.NetworkSettings == nil {
 		return nil
 	}
@@ -257,12 +258,6 @@ func (d *Docker) directAddrs(ctx context.Context, insp container.InspectResponse
 	direct := make(map[int]string, len(published))
 	for port := range published {
 		direct[port] = net.JoinHostPort(ep.IPAddress, strconv.Itoa(port))
-	}
-	if !probe {
-		if reachability(d.reach.Load()) != reachYes {
-			return nil
-		}
-		return direct
 	}
 	for _, addr := range direct {
 		if !d.reachable(ctx, addr) {

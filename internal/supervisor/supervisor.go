@@ -107,10 +107,12 @@ type Options struct {
 	CallTimeout time.Duration
 	// DirectDial enables Attach, which connects a running container to an
 	// internal bridge network of this config ("lunorad-<ConfigID>") and
-	// returns its address there when the host can route to it, and makes
-	// ListOwned report that address in Running.Direct for containers
-	// already connected. Containers are always created on the default
-	// bridge with their published ports. False: no network at all.
+	// returns its address there when the host can route to it; once an
+	// Attach has found the route, ListOwned also reports that address in
+	// Running.Direct for containers already connected (never at adoption,
+	// which happens before any Attach). Containers are always created on
+	// the default bridge with their published ports. False: no network at
+	// all.
 	DirectDial bool
 }
 
