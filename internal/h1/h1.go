@@ -8,6 +8,7 @@ package h1
 import (
 	"bytes"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -177,10 +178,9 @@ func parseFields(s string) (http.Header, bool) {
 		if !found || key == "" || !tokenBytes.all(key) || !valueBytes.all(value) {
 			return nil, false
 		}
-		if !canonical(key) {
-			key = http.CanonicalHeaderKey(key)
-		}
-		value = trimSpaceAndTab(value)
+		// Returns a key already canonical as it is, without allocating.
+		key = http.CanonicalHeaderKey(key)
+		value = textproto.TrimString(value) // valueBytes leaves only ' ' and '\t' to trim
 		if vv, dup := h[key]; dup {
 			h[key] = append(vv, value)
 			continue
@@ -188,30 +188,6 @@ func parseFields(s string) (http.Header, bool) {
 		values[i] = value
 		h[key] = values[i : i+1 : i+1]
 	}
-}
-
-// trimSpaceAndTab trims a value as textproto does.
-func trimSpaceAndTab(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// canonical reports whether the token key is in canonical form already.
-func canonical(key string) bool {
-	upper := true
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return false
-		}
-		upper = c == '-'
-	}
-	return true
 }
 
 // contentLength returns the one valid Content-Length, or 0 when there is
