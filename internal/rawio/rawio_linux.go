@@ -28,6 +28,7 @@ func New(c net.Conn) io.ReadWriter {
 	s := &socket{conn: c, rc: rc}
 	s.r.do = s.r.read
 	s.w.do = s.w.write
+	s.awaitDo = s.writeThenAwait
 	return s
 }
 
@@ -40,6 +41,11 @@ type socket struct {
 	rc   syscall.RawConn
 	r    direction
 	w    direction
+
+	// WriteThenAwait's state, guarded by w.mu; awaitDo is
+	// writeThenAwait, bound once.
+	awaitDo     func(fd uintptr) bool
+	awaitCalled bool
 }
 
 type direction struct {
@@ -123,7 +129,13 @@ func (s *socket) Write(p []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.p, d.n, d.errno = p, 0, 0
-	err := s.rc.Write(d.do)
+	return s.writeResult(s.rc.Write(d.do))
+}
+
+// writeResult reports a write of s.w given the poller's error; s.w.mu is
+// held.
+func (s *socket) writeResult(err error) (int, error) {
+	d := &s.w
 	d.p = nil
 	switch {
 	case err != nil:
@@ -132,6 +144,49 @@ func (s *socket) Write(p []byte) (int, error) {
 		return d.n, s.opError("write", os.NewSyscallError("write", d.errno))
 	}
 	return d.n, nil
+}
+
+// WriteThenAwait writes all of p, as Write does, and then waits until the
+// connection has something to read (bytes, end of stream or an error), a
+// deadline passes or the connection is closed, without reading anything.
+// Its error is the write's: whatever ends the wait, the next Read reports.
+//
+// It is for a request whose answer cannot come before the request is
+// written. A Read right after Write almost always finds nothing (EAGAIN),
+// parks in the poller and reads again when woken: one wasted system call
+// per exchange. Here the write runs inside the connection's read wait
+// (RawConn.Read resets the poller's readiness, then calls back), so an
+// answer arriving at any time after the write wakes the wait, and the Read
+// that follows finds it at the first read(2). Bytes that arrived before the
+// write (which the caller's protocol does not expect) are found by that
+// Read all the same once the answer's own arrival wakes the wait.
+func (s *socket) WriteThenAwait(p []byte) (int, error) {
+	d := &s.w
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.p, d.n, d.errno = p, 0, 0
+	s.awaitCalled = false
+	// An error here (deadline, closed) is the wait's, reported by the next
+	// Read, unless the write never ran: Write's own call then reports it.
+	_ = s.rc.Read(s.awaitDo)
+	var err error
+	if !s.awaitCalled || (len(d.p) > 0 && d.errno == 0) {
+		err = s.rc.Write(d.do) // not run, or stopped by a full buffer
+	}
+	return s.writeResult(err)
+}
+
+// writeThenAwait is WriteThenAwait's read callback: the first call writes
+// and, when the whole of p went out, asks the poller to wait for
+// readability; the next call, made once readable, ends the wait.
+func (s *socket) writeThenAwait(fd uintptr) bool {
+	if s.awaitCalled {
+		return true
+	}
+	s.awaitCalled = true
+	// A full socket buffer (EAGAIN) or a failure ends the read wait here:
+	// WriteThenAwait completes the write, or reports its error.
+	return !s.w.write(fd) || s.w.errno != 0 || len(s.w.p) > 0
 }
 
 // opError is the error net.Conn returns for the same failure. RawConn

@@ -299,3 +299,196 @@ func BenchmarkPingPong(b *testing.B) {
 		})
 	}
 }
+
+// awaitWriter is New's socket in raw builds.
+type awaitWriter interface {
+	WriteThenAwait(p []byte) (int, error)
+}
+
+// awaitRW writes through WriteThenAwait.
+type awaitRW struct{ io.ReadWriter }
+
+func (a awaitRW) Write(p []byte) (int, error) { return a.ReadWriter.(awaitWriter).WriteThenAwait(p) }
+
+// newAwait returns c's raw reader and writer, skipping the test in builds
+// without raw sockets (race, non-Linux: the router then writes as usual).
+func newAwait(t *testing.T, c net.Conn) awaitRW {
+	t.Helper()
+	rw := New(c)
+	if _, ok := rw.(awaitWriter); !ok {
+		if Enabled {
+			t.Fatal("raw socket without WriteThenAwait")
+		}
+		t.Skip("no raw sockets in this build")
+	}
+	return awaitRW{rw}
+}
+
+// TestWriteThenAwaitErrorsMatchWrite: WriteThenAwait fails as Write does
+// (every case above whose write fails), and leaves reads as they were.
+func TestWriteThenAwaitErrorsMatchWrite(t *testing.T) {
+	for _, tc := range errorCases {
+		t.Run(tc.name, func(t *testing.T) {
+			run := func(raw bool) (int, string) {
+				conn, peer := pair(t)
+				var rw io.ReadWriter = conn
+				if raw {
+					rw = newAwait(t, conn)
+				}
+				n, err := tc.run(t, conn, peer, rw)
+				if err == nil {
+					return n, "<nil>"
+				}
+				return n, strings.NewReplacer(conn.LocalAddr().String(), "LOCAL", conn.RemoteAddr().String(), "REMOTE").Replace(err.Error())
+			}
+			gotN, got := run(true)
+			wantN, want := run(false)
+			if gotN != wantN || got != want {
+				t.Fatalf("WriteThenAwait: %d, %s\nnet.Conn Write: %d, %s", gotN, got, wantN, want)
+			}
+		})
+	}
+}
+
+// TestWriteThenAwaitWaitsForTheAnswer: the call returns only once the
+// peer's answer can be read, and the read then gets it.
+func TestWriteThenAwaitWaitsForTheAnswer(t *testing.T) {
+	c, s := pair(t)
+	rw := newAwait(t, c)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	gotRequest, answer := make(chan struct{}), make(chan struct{})
+	go func() {
+		buf := make([]byte, 7)
+		if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "request" {
+			t.Errorf("peer read %q, %v", buf, err)
+		}
+		close(gotRequest)
+		<-answer
+		s.Write([]byte("answer"))
+	}()
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := rw.Write([]byte("request"))
+		done <- result{n, err}
+	}()
+	<-gotRequest
+	select {
+	case r := <-done:
+		t.Fatalf("returned (%d, %v) before the answer was sent", r.n, r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(answer)
+	if r := <-done; r.n != 7 || r.err != nil {
+		t.Fatalf("WriteThenAwait = %d, %v; want 7, nil", r.n, r.err)
+	}
+	buf := make([]byte, 16)
+	n, err := rw.Read(buf)
+	if err != nil || string(buf[:n]) != "answer" {
+		t.Fatalf("read %q, %v; want \"answer\"", buf[:n], err)
+	}
+}
+
+// TestWriteThenAwaitQuickAnswers: an answer racing the start of the wait
+// is never missed (a miss would hang until the deadline).
+func TestWriteThenAwaitQuickAnswers(t *testing.T) {
+	c, s := pair(t)
+	rw := newAwait(t, c)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, err := s.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := s.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 64)
+	for i := range 3000 {
+		msg := fmt.Appendf(nil, "ping %d", i)
+		if _, err := rw.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(rw, buf[:len(msg)]); err != nil || !bytes.Equal(buf[:len(msg)], msg) {
+			t.Fatalf("exchange %d: read %q, %v", i, buf[:len(msg)], err)
+		}
+	}
+}
+
+// TestWriteThenAwaitLargeWrite: a write larger than the socket buffers
+// goes out whole (the wait gives way to Write's own), then the answer reads.
+func TestWriteThenAwaitLargeWrite(t *testing.T) {
+	c, s := pair(t)
+	rw := newAwait(t, c)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	want := make([]byte, 8<<20)
+	rand.Read(want)
+	got := make(chan []byte, 1)
+	go func() {
+		time.Sleep(20 * time.Millisecond) // let the buffers fill
+		b := make([]byte, len(want))
+		_, err := io.ReadFull(s, b)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- b
+		s.Write([]byte("ok"))
+	}()
+	if n, err := rw.Write(want); n != len(want) || err != nil {
+		t.Fatalf("WriteThenAwait = %d, %v; want %d, nil", n, err, len(want))
+	}
+	if !bytes.Equal(<-got, want) {
+		t.Fatal("the peer read different bytes")
+	}
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(rw, buf); err != nil || string(buf) != "ok" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+}
+
+// TestWriteThenAwaitEndOfWait: a deadline or the peer's close ends the wait
+// with the write's success; the next Read reports what ended it, as a
+// net.Conn's Read would.
+func TestWriteThenAwaitEndOfWait(t *testing.T) {
+	t.Run("deadline", func(t *testing.T) {
+		c, _ := pair(t)
+		rw := newAwait(t, c)
+		c.SetDeadline(time.Now().Add(50 * time.Millisecond))
+		if n, err := rw.Write([]byte("x")); n != 1 || err != nil {
+			t.Fatalf("WriteThenAwait = %d, %v; want 1, nil", n, err)
+		}
+		if _, err := rw.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read after the wait: %v; want a deadline error", err)
+		}
+	})
+	t.Run("peer closes", func(t *testing.T) {
+		c, s := pair(t)
+		rw := newAwait(t, c)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		go func() { io.ReadFull(s, make([]byte, 1)); s.Close() }()
+		if n, err := rw.Write([]byte("x")); n != 1 || err != nil {
+			t.Fatalf("WriteThenAwait = %d, %v; want 1, nil", n, err)
+		}
+		if _, err := rw.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read after the wait: %v; want EOF", err)
+		}
+	})
+	t.Run("closed while waiting", func(t *testing.T) {
+		c, _ := pair(t)
+		rw := newAwait(t, c)
+		time.AfterFunc(30*time.Millisecond, func() { c.Close() })
+		if n, err := rw.Write([]byte("x")); n != 1 || err != nil {
+			t.Fatalf("WriteThenAwait = %d, %v; want 1, nil", n, err)
+		}
+		if _, err := rw.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read after the wait: %v; want net.ErrClosed", err)
+		}
+	})
+}

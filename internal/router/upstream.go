@@ -44,6 +44,7 @@ type upstreamConn struct {
 	addr      string
 	lr        limitedReader // br's source
 	br        *bufio.Reader
+	rw        requestWriter // bw's destination
 	bw        *bufio.Writer
 	peek      *peeker
 	idleSince time.Time
@@ -66,6 +67,27 @@ func (r *limitedReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.remaining -= int64(n)
 	return n, err
+}
+
+// awaitWriter is rawio's socket: it can write a request and wait for the
+// answer without the read that would find nothing yet (rawio.WriteThenAwait).
+type awaitWriter interface {
+	WriteThenAwait(p []byte) (int, error)
+}
+
+// requestWriter writes to the connection; the write that ends a request
+// (await set) goes through WriteThenAwait when the socket offers it.
+type requestWriter struct {
+	w     io.Writer
+	aw    awaitWriter // nil: this build's sockets are plain net.Conns
+	await bool
+}
+
+func (w *requestWriter) Write(p []byte) (int, error) {
+	if w.await && w.aw != nil {
+		return w.aw.WriteThenAwait(p)
+	}
+	return w.w.Write(p)
 }
 
 // errHeadersTooLarge is http.Transport's error for the same case.
@@ -103,8 +125,11 @@ func (p *connPool) get(ctx context.Context, addr string) (c *upstreamConn, reuse
 		return nil, false, err
 	}
 	sock := rawio.New(conn)
-	c = &upstreamConn{conn: conn, addr: addr, lr: limitedReader{r: sock}, bw: bufio.NewWriterSize(sock, upstreamBufferSize), peek: newPeeker(conn)}
+	c = &upstreamConn{conn: conn, addr: addr, lr: limitedReader{r: sock}, peek: newPeeker(conn)}
+	c.rw.w = sock
+	c.rw.aw, _ = sock.(awaitWriter)
 	c.br = bufio.NewReaderSize(&c.lr, upstreamBufferSize)
+	c.bw = bufio.NewWriterSize(&c.rw, upstreamBufferSize)
 	return c, false, nil
 }
 
@@ -229,8 +254,13 @@ func (p *connPool) exchangeOn(ctx context.Context, c *upstreamConn, req *http.Re
 	if err := x.writeRequest(c.bw); err != nil {
 		return fail(err, true)
 	}
-	if err := c.bw.Flush(); err != nil {
-		return fail(err, true)
+	// The last write of the request also waits for the response's first
+	// bytes, which the read below then finds at once.
+	c.rw.await = true
+	flushErr := c.bw.Flush()
+	c.rw.await = false
+	if flushErr != nil {
+		return fail(flushErr, true)
 	}
 	if x.wrote != nil {
 		x.wrote()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lunora/lunorad/internal/clock"
+	"github.com/lunora/lunorad/internal/rawio"
 )
 
 // Unit tests of connPool (upstream.go) against raw backends that count
@@ -447,5 +448,60 @@ func TestConnPoolCancelUnblocksABodyRead(t *testing.T) {
 	b.waitEnded(t, 1)
 	if n := idleCount(p, b.addr()); n != 0 {
 		t.Errorf("%d idle connections after a cancelled body", n)
+	}
+}
+
+// countingAwait records the writes that end a request.
+type countingAwait struct {
+	w     io.Writer
+	calls int
+	last  []byte
+}
+
+func (a *countingAwait) WriteThenAwait(p []byte) (int, error) {
+	a.calls++
+	a.last = append(a.last[:0], p...)
+	return a.w.Write(p)
+}
+
+// The write that ends a request, and only that one, goes through the
+// socket's WriteThenAwait (rawio: no read that finds nothing yet), also when
+// the request is larger than the writer's buffer; raw builds wire it.
+func TestConnPoolEndsEachRequestWithWriteThenAwait(t *testing.T) {
+	b := startRawBackend(t, serveAnswers(answerOK))
+	p := newTestConnPool(t)
+	c, _, err := p.get(context.Background(), b.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rawio.Enabled && c.rw.aw == nil {
+		t.Fatal("a raw socket's WriteThenAwait is not wired")
+	}
+	counter := &countingAwait{w: c.rw.w}
+	c.rw.aw = counter
+	p.put(c)
+
+	body := strings.Repeat("b", 3*upstreamBufferSize+100)
+	head := fmt.Sprintf("POST /x HTTP/1.1\r\nHost: container\r\nContent-Length: %d\r\n\r\n", len(body))
+	post := poolRequest{req: &http.Request{Method: http.MethodPost}, x: exchange{
+		writeRequest: func(w *bufio.Writer) error {
+			_, err := w.WriteString(head + body)
+			return err
+		},
+	}}
+	for i, pr := range []poolRequest{poolGet(), post} {
+		before := counter.calls
+		if status, got := roundTripBody(t, p, b.addr(), pr); status != http.StatusOK || got != "ok" {
+			t.Fatalf("request %d: %d %q", i, status, got)
+		}
+		if counter.calls != before+1 {
+			t.Fatalf("request %d: %d WriteThenAwait calls, want 1", i, counter.calls-before)
+		}
+	}
+	if want := (head + body)[len(head+body)-len(counter.last):]; string(counter.last) != want || len(counter.last) == 0 {
+		t.Errorf("the awaited write was %d bytes, not the request's end", len(counter.last))
+	}
+	if n := b.accepts.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
 	}
 }
