@@ -405,6 +405,23 @@ func TestListOwnedAndRemoveAllOwned(t *testing.T) {
 	if rb := byID[b.ID]; rb.Running || rb.ExitCode != 5 || rb.Instance != "b" {
 		t.Errorf("b = %+v, want exited with 5", rb)
 	}
+	// Reconcile's cheaper listing agrees on everything it fills; Created is
+	// the list's whole seconds for a running container.
+	states, err := d.ListOwnedStates(ctx)
+	if err != nil || len(states) != 2 {
+		t.Fatalf("ListOwnedStates = %+v, %v; want a and b", states, err)
+	}
+	for _, s := range states {
+		r := byID[s.ID]
+		created := r.Created
+		if r.Running {
+			created = created.Truncate(time.Second)
+		}
+		if s.Name != r.Name || s.Container != r.Container || s.Instance != r.Instance || s.ConfigHash != r.ConfigHash ||
+			s.Generation != r.Generation || s.Running != r.Running || s.ExitCode != r.ExitCode || !s.Created.Equal(created) {
+			t.Errorf("ListOwnedStates has %+v\nListOwned has %+v", s, r)
+		}
+	}
 	// The suite's config sees none of them.
 	others, err := suite.d.ListOwned(ctx)
 	if err != nil {

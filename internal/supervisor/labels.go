@@ -71,6 +71,12 @@ func isOwned(labels map[string]string, configID string) bool {
 	return hasConfigLabels(labels, configID) && hasInstance
 }
 
+// ownerLabels reads back what containerLabels stored about a run.
+func ownerLabels(labels map[string]string) (containerName, instance, configHash string, generation uint64) {
+	generation, _ = strconv.ParseUint(labels[LabelGeneration], 10, 64)
+	return labels[LabelContainer], labels[LabelInstance], labels[LabelConfigHash], generation
+}
+
 // imageLabels are stamped on images that lunorad builds.
 func imageLabels(configID, containerName string) map[string]string {
 	labels := configLabels(configID)

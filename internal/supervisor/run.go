@@ -221,10 +221,7 @@ func (d *Docker) startAndInspect(ctx context.Context, id string, ports []int) (l
 func runningFromInspect(insp container.InspectResponse) lifecycle.Running {
 	r := lifecycle.Running{ID: insp.ID, Name: strings.TrimPrefix(insp.Name, "/"), Ports: map[int]string{}}
 	if insp.Config != nil {
-		r.Container = insp.Config.Labels[LabelContainer]
-		r.Instance = insp.Config.Labels[LabelInstance]
-		r.ConfigHash = insp.Config.Labels[LabelConfigHash]
-		r.Generation, _ = strconv.ParseUint(insp.Config.Labels[LabelGeneration], 10, 64)
+		r.Container, r.Instance, r.ConfigHash, r.Generation = ownerLabels(insp.Config.Labels)
 	}
 	r.Created, _ = time.Parse(time.RFC3339Nano, insp.Created)
 	if insp.State != nil {

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,9 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/lunora/lunorad/internal/lifecycle"
 )
 
 // exitOnSignal makes the fake container exit when it receives exitOn.
@@ -211,5 +215,69 @@ func TestListOwnedMapsAndSkipsVanished(t *testing.T) {
 	}
 	if !got[0].Running || got[1].Running || got[1].ExitCode != 3 || got[1].Instance != "i-b" || got[1].Generation != 9 {
 		t.Errorf("mapping = %+v", got)
+	}
+}
+
+// ListOwnedStates is reconcile's listing, every interval: one list call,
+// and an inspect only for a container that is not running.
+func TestListOwnedStatesInspectsOnlyTheNotRunning(t *testing.T) {
+	labels := func(id string) map[string]string {
+		return map[string]string{LabelContainer: "web", LabelInstance: "i-" + id, LabelConfigHash: "h", LabelGeneration: "9"}
+	}
+	const created = 1_700_000_000
+	f := &fakeEngine{
+		containerList: func(ctx context.Context, o container.ListOptions) ([]container.Summary, error) {
+			if !o.All || !o.Filters.ExactMatch("label", LabelConfig+"=cfgS") || !o.Filters.ExactMatch("label", LabelInstance) {
+				t.Errorf("list options = %+v, want every owned container of cfgS", o)
+			}
+			return []container.Summary{
+				{ID: "b", Names: []string{"/lunorad-b"}, State: container.StateExited, Created: created, Labels: labels("b")},
+				{ID: "vanished", Names: []string{"/lunorad-vanished"}, State: container.StateExited, Created: created, Labels: labels("vanished")},
+				{ID: "p", Names: []string{"/lunorad-p"}, State: container.StatePaused, Created: created, Labels: labels("p")},
+				{ID: "a", Names: []string{"/other/alias", "/lunorad-a"}, State: container.StateRunning, Created: created, Labels: labels("a")},
+			}, nil
+		},
+		containerInspect: func(ctx context.Context, id string) (container.InspectResponse, error) {
+			if id == "vanished" {
+				return container.InspectResponse{}, cerrdefs.ErrNotFound
+			}
+			return container.InspectResponse{
+				ContainerJSONBase: &container.ContainerJSONBase{ID: id, Name: "/lunorad-" + id, Created: "2023-11-14T22:13:20.75Z",
+					State: &container.State{Running: id == "p", Paused: id == "p", ExitCode: map[string]int{"b": 3}[id],
+						StartedAt: "2023-11-14T22:13:21Z"}},
+				Config: &container.Config{Labels: labels(id)},
+				// Ports are not filled, though inspect has them for p.
+				NetworkSettings: &container.NetworkSettings{NetworkSettingsBase: container.NetworkSettingsBase{
+					Ports: nat.PortMap{"8080/tcp": {{HostIP: publishHostIP, HostPort: "41000"}}}}},
+			}, nil
+		},
+	}
+	d, _ := newFakeDocker(t, f, Options{ConfigID: "cfgS"})
+	got, err := d.ListOwnedStates(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.called("list")); n != 1 {
+		t.Errorf("%d list calls, want 1", n)
+	}
+	inspected := f.called("inspect")
+	slices.Sort(inspected)
+	if !slices.Equal(inspected, []string{"inspect b", "inspect p", "inspect vanished"}) {
+		t.Errorf("inspects = %v, want only the containers not running", inspected)
+	}
+	if len(got) != 3 || got[0].ID != "a" || got[1].ID != "b" || got[2].ID != "p" {
+		t.Fatalf("ListOwnedStates = %+v, want a, b and p (vanished left out)", got)
+	}
+	want := lifecycle.Running{ID: "a", Name: "lunorad-a", Container: "web", Instance: "i-a", ConfigHash: "h", Generation: 9,
+		Running: true, Created: time.Unix(created, 0)}
+	if a := got[0]; !reflect.DeepEqual(a, want) {
+		t.Errorf("a = %+v\nwant %+v (from the list alone)", a, want)
+	}
+	exact := time.Date(2023, 11, 14, 22, 13, 20, 750_000_000, time.UTC)
+	if b := got[1]; b.Running || b.ExitCode != 3 || !b.Created.Equal(exact) || b.StartedAt.IsZero() || b.Instance != "i-b" || b.Generation != 9 {
+		t.Errorf("b = %+v, want exited with 3 and the exact times", b)
+	}
+	if p := got[2]; !p.Running || p.Ports != nil {
+		t.Errorf("p = %+v, want a paused container running, as inspect says, and no ports", p)
 	}
 }
