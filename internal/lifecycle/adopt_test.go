@@ -103,14 +103,14 @@ func TestExitStreamAndReconcile(t *testing.T) {
 	h := newHarness(t, harnessOptions{}, testContainer("web"))
 	runManager(t, h)
 
-	// The loop reconciles every interval (the first ListOwned was adoption's).
+	// The loop reconciles every interval (ListOwned is adoption's alone).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.clk.BlockUntil(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
 	h.clk.Advance(reconcileInterval)
-	eventually(t, "a reconcile", func() bool { return h.rt.listCount() >= 2 })
+	eventually(t, "a reconcile", func() bool { return h.rt.stateListCount() >= 1 })
 
 	// An exit through the Exits stream.
 	h.acquire("web", "a").Release()
@@ -151,6 +151,55 @@ func TestExitStreamAndReconcile(t *testing.T) {
 	// The exited container b is kept for inspection, not treated as an orphan.
 	if slices.Contains(h.rt.removedIDs(), "ctr02") {
 		t.Fatal("kept exited container removed by reconcile")
+	}
+}
+
+// Reconcile works from ListOwnedStates alone (no inspect of every running
+// container): it still ends a run whose container stopped, with its exit
+// code, or vanished, and removes an old orphan but not a young one whose
+// listed Created, rounded down to the second, makes it look old.
+func TestReconcileUsesTheStatesListing(t *testing.T) {
+	h := newHarness(t, harnessOptions{}, testContainer("web"))
+	h.acquire("web", "stopped").Release()
+	h.acquire("web", "vanished").Release()
+	h.acquire("web", "healthy").Release()
+	h.clk.Advance(time.Minute)
+	h.rt.exit(h.containerID("web", "stopped"), 7, false)
+	vanished := h.containerID("web", "vanished")
+	h.rt.set(func(f *fakeRuntime) { delete(f.owned, vanished) })
+	now := h.clk.Now() // whole seconds
+	h.rt.add(Running{ID: "old-orphan", Container: "web", Instance: "zz", Running: true,
+		Created: now.Add(-h.m.adoptGrace - time.Second)})
+	// 300 ms short of the grace, but listed as created a whole grace ago.
+	h.rt.add(Running{ID: "young-orphan", Container: "web", Instance: "zy", Running: true,
+		Created: now.Add(-h.m.adoptGrace + 300*time.Millisecond)})
+
+	if err := h.m.reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if lists, states := h.rt.listCount(), h.rt.stateListCount(); lists != 0 || states != 1 {
+		t.Fatalf("reconcile called ListOwned %d times and ListOwnedStates %d, want 0 and 1", lists, states)
+	}
+	if e := h.waitEvent("stopped", events.Stop); e.Message != "container exited (exit 7)" {
+		t.Errorf("stop event = %q, want the exit code", e.Message)
+	}
+	if s := h.state("web", "stopped"); s.Status != StatusStoppedWithCode || s.ExitCode == nil || *s.ExitCode != 7 {
+		t.Errorf("stopped = %+v, want stopped_with_code 7", s)
+	}
+	if e := h.waitEvent("vanished", events.Stop); e.Message != "container removed outside lunorad" {
+		t.Errorf("stop event = %q", e.Message)
+	}
+	if s := h.status("web", "vanished"); s != StatusStopped {
+		t.Errorf("vanished = %q, want stopped", s)
+	}
+	if h.rt.isOwned("old-orphan") {
+		t.Error("an orphan older than AdoptGrace was kept")
+	}
+	if !h.rt.isOwned("young-orphan") {
+		t.Error("an orphan younger than AdoptGrace was removed: its listed Created is rounded down")
+	}
+	if s := h.status("web", "healthy"); s != StatusHealthy || !h.rt.isOwned(h.containerID("web", "healthy")) {
+		t.Errorf("reconcile disturbed a healthy run: %q", s)
 	}
 }
 

@@ -103,13 +103,15 @@ func (m *Manager) runVanishedLocked(inst *instance, r *run) events.Event {
 // reconcile compares the engine's owned containers with the known runs:
 // a run whose container stopped or vanished without an exit event is
 // ended, and an owned container no run or instance accounts for is removed
-// (unless young: it may belong to a Run call still returning).
+// (unless young: it may belong to a Run call still returning). It reads
+// only what ListOwnedStates fills, so that an idle daemon does not inspect
+// every container every interval.
 func (m *Manager) reconcile(ctx context.Context) error {
 	m.mu.Lock()
 	snapshot := m.runSeq
 	m.mu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, dockerCallTimeout)
-	owned, err := m.rt.ListOwned(lctx)
+	owned, err := m.rt.ListOwnedStates(lctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("listing owned containers: %w", err)
@@ -151,7 +153,10 @@ func (m *Manager) reconcile(ctx context.Context) error {
 		}
 	}
 	for _, o := range owned {
-		if known[o.ID] || m.youngLocked(o, now) {
+		// A second more of grace: the listed Created may be rounded down,
+		// and a container must never look old while a Run call that made
+		// it can still be returning.
+		if known[o.ID] || m.youngLocked(o, now, createdResolution) {
 			continue
 		}
 		if inst := m.lookupLocked(o.Container, o.Instance); inst != nil && inst.start != nil {
@@ -174,8 +179,10 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) youngLocked(o Running, now time.Time) bool {
-	return !o.Created.IsZero() && now.Sub(o.Created) < m.adoptGrace
+// youngLocked reports whether o was created less than adoptGrace before
+// now; slack is how much older than it is o.Created may make it look.
+func (m *Manager) youngLocked(o Running, now time.Time, slack time.Duration) bool {
+	return !o.Created.IsZero() && now.Sub(o.Created) < m.adoptGrace+slack
 }
 
 // adopt takes over the containers an earlier daemon left: one still running
@@ -206,7 +213,7 @@ func (m *Manager) adopt(ctx context.Context) {
 				continue
 			}
 		}
-		if m.youngLocked(o, now) {
+		if m.youngLocked(o, now, 0) { // ListOwned's Created is exact
 			m.log.Info("keeping young unadoptable container", zap.String("container", o.Container),
 				zap.String("instance", o.Instance), zap.String("containerID", shortID(o.ID)))
 			continue

@@ -33,9 +33,11 @@ type fakeRuntime struct {
 	// stopHook runs before Stop removes the container; an error fails Stop.
 	stopHook  func(ctx context.Context, id string) error
 	removeErr error
-	listErr   error
+	listErr   error // fails both listings
 	lists     int
-	exits     chan Exit
+	// stateLists counts ListOwnedStates calls, apart from ListOwned's.
+	stateLists int
+	exits      chan Exit
 	// directIP, when set, gives every port a Running.Direct address on it.
 	directIP string
 }
@@ -146,6 +148,30 @@ func (f *fakeRuntime) ListOwned(ctx context.Context) ([]Running, error) {
 	return out, nil
 }
 
+// ListOwnedStates fills only what the real one does, so that a caller
+// relying on more fails here: a running container has no ports, direct
+// addresses, start time or exit code, and its Created is rounded down to
+// the second, as the engine's list has it.
+func (f *fakeRuntime) ListOwnedStates(ctx context.Context) ([]Running, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stateLists++
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	var out []Running
+	for _, id := range slices.Sorted(maps.Keys(f.owned)) {
+		r := *f.owned[id]
+		r.Ports, r.Direct = nil, nil
+		if r.Running {
+			r.StartedAt, r.ExitCode = time.Time{}, 0
+			r.Created = r.Created.Truncate(time.Second)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 func (f *fakeRuntime) Exits(ctx context.Context) <-chan Exit {
 	out := make(chan Exit)
 	go func() {
@@ -190,6 +216,12 @@ func (f *fakeRuntime) listCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lists
+}
+
+func (f *fakeRuntime) stateListCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stateLists
 }
 
 func (f *fakeRuntime) runCount() int {

@@ -55,9 +55,13 @@ const (
 	defaultStartTimeout = 2 * time.Minute
 	defaultAdoptGrace   = 30 * time.Second
 
-	// reconcileInterval is how often ListOwned is compared with the known
-	// state, to catch exits the event stream missed.
+	// reconcileInterval is how often ListOwnedStates is compared with the
+	// known state, to catch exits the event stream missed.
 	reconcileInterval = 10 * time.Second
+	// createdResolution is how much older than it is ListOwnedStates may
+	// make a container look (its Created can be whole seconds, rounded
+	// down).
+	createdResolution = time.Second
 	// dockerCallTimeout bounds unary engine calls (remove, list).
 	dockerCallTimeout = 30 * time.Second
 	// stopCallMargin is added to the grace for Runtime.Stop's deadline, which

@@ -26,6 +26,13 @@ type Runtime interface {
 	// ListOwned returns every container carrying this daemon's ownership
 	// labels for the given config identity, running or not.
 	ListOwned(ctx context.Context) ([]Running, error)
+	// ListOwnedStates lists the same containers as ListOwned, cheaply
+	// enough to call every reconcile interval. It fills ID, Name,
+	// Container, Instance, ConfigHash, Generation, Running and Created,
+	// and for a container not running also ExitCode and StartedAt. Ports
+	// and Direct are never filled. Created may be rounded down to the
+	// second for a running container (see createdResolution).
+	ListOwnedStates(ctx context.Context) ([]Running, error)
 	// Exits streams container exits (die and oom) of owned containers until
 	// ctx is done, reconnecting on its own; the channel closes with ctx.
 	Exits(ctx context.Context) <-chan Exit

@@ -43,7 +43,7 @@ const oomExitCode = 137
 //     remembered per container id until its die; a 137 die with no oom seen
 //     (missed while reconnecting) is checked against State.OOMKilled.
 //   - A container that dies while the engine itself is down gets no die
-//     event at all: callers reconcile with ListOwned after an outage.
+//     event at all: callers reconcile with ListOwnedStates after an outage.
 func (d *Docker) Exits(ctx context.Context) <-chan lifecycle.Exit {
 	out := make(chan lifecycle.Exit, 16)
 	w := &exitWatcher{

@@ -38,8 +38,8 @@ const networkPrefix = "lunorad-"
 // it only after a second), so the probe dials up to reachProbeAttempts
 // times, reachProbeTimeout each, reachRetryPause apart, before it decides
 // "no" for good. It runs only in the background attach, never on a path a
-// request waits for: ListOwned (adoption, reconcile) reports direct
-// addresses only once a probe has said yes.
+// request waits for: ListOwned (adoption) reports direct addresses only
+// once a probe has said yes.
 const (
 	reachProbeTimeout  = 500 * time.Millisecond
 	reachProbeAttempts = 5

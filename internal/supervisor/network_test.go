@@ -314,9 +314,9 @@ func TestReachabilityProbeRetriesAFirstTimeout(t *testing.T) {
 	}
 }
 
-// ListOwned runs where requests wait (adoption, reconcile), so it never
-// probes: a restarted daemon lists an attached container without its direct
-// address until an Attach in the background has found the route.
+// ListOwned runs where requests wait (adoption), so it never probes: a
+// restarted daemon lists an attached container without its direct address
+// until an Attach in the background has found the route.
 func TestListOwnedNeverProbesReachability(t *testing.T) {
 	f, _, _ := directFake()
 	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
