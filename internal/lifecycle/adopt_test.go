@@ -180,13 +180,15 @@ func TestReconcileUsesTheStatesListing(t *testing.T) {
 	if lists, states := h.rt.listCount(), h.rt.stateListCount(); lists != 0 || states != 1 {
 		t.Fatalf("reconcile called ListOwned %d times and ListOwnedStates %d, want 0 and 1", lists, states)
 	}
-	if e := h.waitEvent("stopped", events.Stop); e.Message != "container exited (exit 7)" {
+	// Reconcile emits the two stop events in map order: wait for both.
+	stops := h.waitStops("stopped", "vanished")
+	if e := stops["stopped"]; e.Message != "container exited (exit 7)" {
 		t.Errorf("stop event = %q, want the exit code", e.Message)
 	}
 	if s := h.state("web", "stopped"); s.Status != StatusStoppedWithCode || s.ExitCode == nil || *s.ExitCode != 7 {
 		t.Errorf("stopped = %+v, want stopped_with_code 7", s)
 	}
-	if e := h.waitEvent("vanished", events.Stop); e.Message != "container removed outside lunorad" {
+	if e := stops["vanished"]; e.Message != "container removed outside lunorad" {
 		t.Errorf("stop event = %q", e.Message)
 	}
 	if s := h.status("web", "vanished"); s != StatusStopped {

@@ -551,6 +551,24 @@ func (h *harness) waitEvents(id string, types ...string) map[string]events.Event
 	return got
 }
 
+// waitStops reads events until each of ids had a stop event, in any order.
+func (h *harness) waitStops(ids ...string) map[string]events.Event {
+	h.t.Helper()
+	got := make(map[string]events.Event)
+	timeout := time.After(5 * time.Second)
+	for len(got) < len(ids) {
+		select {
+		case e := <-h.sub.C:
+			if e.Event == events.Stop && slices.Contains(ids, e.Instance) {
+				got[e.Instance] = e
+			}
+		case <-timeout:
+			h.t.Fatalf("stop events: got %v, want one for each of %v", got, ids)
+		}
+	}
+	return got
+}
+
 // drainEvents discards the events queued so far.
 func (h *harness) drainEvents() {
 	for {
