@@ -18,11 +18,9 @@ import (
 // by name. Each is inspected for what the list lacks (start time, exit code,
 // port bindings, network address); one removed in between is left out.
 func (d *Docker) ListOwned(ctx context.Context) ([]lifecycle.Running, error) {
-	lctx, cancel := d.callCtx(ctx)
-	list, err := d.api.ContainerList(lctx, container.ListOptions{All: true, Filters: ownedFilter(d.configID)})
-	cancel()
+	list, err := d.listOwned(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing owned containers: %w", err)
+		return nil, err
 	}
 	found := make([]*lifecycle.Running, len(list))
 	g, gctx := errgroup.WithContext(ctx)
@@ -70,11 +68,9 @@ func (d *Docker) ListOwned(ctx context.Context) ([]lifecycle.Running, error) {
 // between is left out. Unlike ListOwned, its cost does not grow with an
 // inspect per running container.
 func (d *Docker) ListOwnedStates(ctx context.Context) ([]lifecycle.Running, error) {
-	lctx, cancel := d.callCtx(ctx)
-	list, err := d.api.ContainerList(lctx, container.ListOptions{All: true, Filters: ownedFilter(d.configID)})
-	cancel()
+	list, err := d.listOwned(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing owned containers: %w", err)
+		return nil, err
 	}
 	out := make([]lifecycle.Running, 0, len(list))
 	for _, c := range list {
@@ -118,4 +114,15 @@ func runningFromSummary(c container.Summary) lifecycle.Running {
 		r.Created = time.Unix(c.Created, 0)
 	}
 	return r
+}
+
+// listOwned is the engine's list of this config's containers, running or not.
+func (d *Docker) listOwned(ctx context.Context) ([]container.Summary, error) {
+	lctx, cancel := d.callCtx(ctx)
+	defer cancel()
+	list, err := d.api.ContainerList(lctx, container.ListOptions{All: true, Filters: ownedFilter(d.configID)})
+	if err != nil {
+		return nil, fmt.Errorf("listing owned containers: %w", err)
+	}
+	return list, nil
 }
