@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -407,6 +408,49 @@ func procRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// procRunTime returns the CPU time pid's threads have run so far, in
+// nanoseconds, summed over /proc/<pid>/task/*/schedstat (its first field).
+// Clock ticks (10 ms) cannot resolve an idle daemon's few milliseconds over
+// a window of seconds. A thread that exits drops out of the sum; the Go
+// runtime keeps its threads, and the caller shows the ticks beside it.
+func procRunTime(pid int) (time.Duration, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread exited since the listing
+		}
+		if err != nil {
+			return 0, err
+		}
+		ns, err := parseSchedstat(string(b))
+		if err != nil {
+			return 0, fmt.Errorf("%s/%s/schedstat: %w", dir, t.Name(), err)
+		}
+		total += ns
+	}
+	return total, nil
+}
+
+// parseSchedstat reads the time on CPU (ns) from a schedstat line:
+// "<run ns> <wait ns> <timeslices>".
+func parseSchedstat(line string) (time.Duration, error) {
+	f := strings.Fields(line)
+	if len(f) != 3 {
+		return 0, fmt.Errorf("malformed schedstat %q: want 3 fields", line)
+	}
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("malformed schedstat %q: %w", line, err)
+	}
+	return time.Duration(ns), nil
 }
 
 // procCPUTicks reads utime+stime of pid, in clock ticks.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -157,3 +158,34 @@ func TestSelectRows(t *testing.T) {
 		seen[r.Key()] = true
 	}
 }
+
+func TestParseSchedstat(t *testing.T) {
+	got, err := parseSchedstat("1234567 89 10\n")
+	if err != nil || got != 1234567*time.Nanosecond {
+		t.Fatalf("parseSchedstat = %v, %v; want 1.234567ms", got, err)
+	}
+	for _, bad := range []string{"", "12 34", "x 1 2", "1 2 3 4"} {
+		if _, err := parseSchedstat(bad); err == nil {
+			t.Errorf("parseSchedstat(%q) accepted", bad)
+		}
+	}
+}
+
+func TestProcRunTimeOfThisProcess(t *testing.T) {
+	before, err := procRunTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1e7; i++ { // some CPU
+		sink += i
+	}
+	after, err := procRunTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("run time %v then %v: did not grow while computing", before, after)
+	}
+}
+
+var sink int
