@@ -84,6 +84,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer docker.Close()
 
+	// Direct dial is decided here and nowhere else: the manager attaches
+	// ready containers only when it is given an Attacher.
+	var attacher lifecycle.Attacher
+	if opts.DirectDial {
+		attacher = docker
+	}
 	bus := &events.Bus{}
 	manager, err := lifecycle.NewManager(lifecycle.Options{
 		Config:        cfg,
@@ -96,7 +102,7 @@ func Run(ctx context.Context, opts Options) error {
 		StopGrace:     opts.StopGrace,
 		ReadyTimeout:  opts.ReadyTimeout,
 		LimitsEnabled: !opts.NoLimits,
-		DirectDial:    opts.DirectDial,
+		Attacher:      attacher,
 	})
 	if err != nil {
 		return fmt.Errorf("lifecycle: %w", err)

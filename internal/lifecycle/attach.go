@@ -8,10 +8,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// Attacher is implemented by a Runtime that can give a running container a
-// second, faster address after the fact (the supervisor connects it to a
-// bridge network the host routes to, skipping docker-proxy). The manager
-// uses it only with Options.DirectDial.
+// Attacher gives a running container a second, faster address after the
+// fact (the supervisor connects it to a bridge network the host routes to,
+// skipping docker-proxy). The manager uses it only when Options.Attacher is
+// set: whoever builds the manager decides whether containers get attached.
 type Attacher interface {
 	// Attach makes the running container containerID reachable directly and
 	// returns, for each port of published, the address to dial instead. An
@@ -26,7 +26,7 @@ type Attacher interface {
 const attachTimeout = time.Minute
 
 // maybeAttachLocked starts the one background attach of a run that just
-// became ready, unless direct dial is off, the run has a direct address
+// became ready, unless there is no Attacher, the run has a direct address
 // already (a Runtime may report one for a container it lists; the Docker
 // runtime never does at adoption, so adopted runs are attached here too)
 // or publishes no port. It never delays the start: the run serves on its

@@ -21,10 +21,9 @@ type attachCall struct {
 	published   map[int]string
 }
 
-// attachingRuntime is fakeRuntime that is also an Attacher. hook, when set,
-// answers Attach; the default gives every port 10.99.0.<n>:port.
-type attachingRuntime struct {
-	*fakeRuntime
+// fakeAttacher records every Attach. hook, when set, answers it; the
+// default gives every port 10.99.0.2:port.
+type fakeAttacher struct {
 	calls chan attachCall // receives every call when non-nil
 
 	// mu guards hook.
@@ -32,7 +31,7 @@ type attachingRuntime struct {
 	hook func(ctx context.Context, containerID string, published map[int]string) (map[int]string, error)
 }
 
-func (a *attachingRuntime) Attach(ctx context.Context, containerID string, published map[int]string) (map[int]string, error) {
+func (a *fakeAttacher) Attach(ctx context.Context, containerID string, published map[int]string) (map[int]string, error) {
 	if a.calls != nil {
 		a.calls <- attachCall{containerID, maps.Clone(published)}
 	}
@@ -45,7 +44,7 @@ func (a *attachingRuntime) Attach(ctx context.Context, containerID string, publi
 	return directFor("10.99.0.2", published), nil
 }
 
-func (a *attachingRuntime) setHook(hook func(ctx context.Context, containerID string, published map[int]string) (map[int]string, error)) {
+func (a *fakeAttacher) setHook(hook func(ctx context.Context, containerID string, published map[int]string) (map[int]string, error)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.hook = hook
@@ -59,22 +58,20 @@ func directFor(ip string, published map[int]string) map[int]string {
 	return out
 }
 
-// newAttachHarness is newHarness over an attachingRuntime with DirectDial on
-// (directDial false: off) and the manager's log observed.
-func newAttachHarness(t *testing.T, directDial bool) (*harness, *attachingRuntime, *observer.ObservedLogs) {
+// newAttachHarness is newHarness with a fakeAttacher as Options.Attacher
+// and the manager's log observed.
+func newAttachHarness(t *testing.T) (*harness, *fakeAttacher, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
-	var ar *attachingRuntime
+	ar := &fakeAttacher{calls: make(chan attachCall, 16)}
 	h := newHarness(t, harnessOptions{tweak: func(o *Options) {
-		ar = &attachingRuntime{fakeRuntime: o.Runtime.(*fakeRuntime), calls: make(chan attachCall, 16)}
-		o.Runtime = ar
-		o.DirectDial = directDial
+		o.Attacher = ar
 		o.Logger = zap.New(core)
 	}}, testContainer("web"))
 	return h, ar, logs
 }
 
-func nextAttach(t *testing.T, ar *attachingRuntime) attachCall {
+func nextAttach(t *testing.T, ar *fakeAttacher) attachCall {
 	t.Helper()
 	select {
 	case c := <-ar.calls:
@@ -85,7 +82,7 @@ func nextAttach(t *testing.T, ar *attachingRuntime) attachCall {
 	}
 }
 
-func noAttach(t *testing.T, ar *attachingRuntime) {
+func noAttach(t *testing.T, ar *fakeAttacher) {
 	t.Helper()
 	select {
 	case c := <-ar.calls:
@@ -95,7 +92,7 @@ func noAttach(t *testing.T, ar *attachingRuntime) {
 }
 
 func TestAttachRunsAfterReadinessAndLaterLeasesDialDirect(t *testing.T) {
-	h, ar, _ := newAttachHarness(t, true)
+	h, ar, _ := newAttachHarness(t)
 	release := make(chan struct{})
 	h.pr.gate(release)
 	proceed := make(chan struct{})
@@ -159,7 +156,7 @@ func TestAttachRunsAfterReadinessAndLaterLeasesDialDirect(t *testing.T) {
 }
 
 func TestAttachOfARunThatEndedMeanwhileIsIgnored(t *testing.T) {
-	h, ar, logs := newAttachHarness(t, true)
+	h, ar, logs := newAttachHarness(t)
 	firstStarted, proceedFirst := make(chan struct{}), make(chan struct{})
 	ar.setHook(func(ctx context.Context, id string, published map[int]string) (map[int]string, error) {
 		if id != "ctr01" {
@@ -200,7 +197,7 @@ func TestAttachOfARunThatEndedMeanwhileIsIgnored(t *testing.T) {
 }
 
 func TestAttachFailureKeepsThePublishedPortsAndWarnsOnce(t *testing.T) {
-	h, ar, logs := newAttachHarness(t, true)
+	h, ar, logs := newAttachHarness(t)
 	ar.setHook(func(ctx context.Context, id string, published map[int]string) (map[int]string, error) {
 		return nil, errors.New("network lunorad-x exists but lunorad does not own it")
 	})
@@ -226,7 +223,7 @@ func TestAttachFailureKeepsThePublishedPortsAndWarnsOnce(t *testing.T) {
 }
 
 func TestShutdownCancelsAndWaitsForAnAttachInFlight(t *testing.T) {
-	h, ar, logs := newAttachHarness(t, true)
+	h, ar, logs := newAttachHarness(t)
 	var ended atomic.Bool
 	ar.setHook(func(ctx context.Context, id string, published map[int]string) (map[int]string, error) {
 		defer ended.Store(true)
@@ -250,7 +247,7 @@ func TestShutdownCancelsAndWaitsForAnAttachInFlight(t *testing.T) {
 }
 
 func TestAdoptedContainerIsAttachedUnlessAlreadyDirect(t *testing.T) {
-	h, ar, _ := newAttachHarness(t, true)
+	h, ar, _ := newAttachHarness(t)
 	hash := testContainer("web").Hash()
 	old := t0.Add(-time.Hour)
 	h.rt.add(Running{ID: "plain", Container: "web", Instance: "a", ConfigHash: hash, Running: true, Created: old,
@@ -274,8 +271,20 @@ func TestAdoptedContainerIsAttachedUnlessAlreadyDirect(t *testing.T) {
 	noAttach(t, ar)
 }
 
-func TestDirectDialOffNeverAttaches(t *testing.T) {
-	h, ar, _ := newAttachHarness(t, false)
+// attachingRuntime is a Runtime that could also attach.
+type attachingRuntime struct {
+	*fakeRuntime
+	*fakeAttacher
+}
+
+// Without Options.Attacher nothing is attached, even when the Runtime also
+// implements Attacher (the Docker runtime does): the caller's choice is the
+// only switch.
+func TestNoAttacherNeverAttaches(t *testing.T) {
+	ar := &fakeAttacher{calls: make(chan attachCall, 16)}
+	h := newHarness(t, harnessOptions{tweak: func(o *Options) {
+		o.Runtime = attachingRuntime{o.Runtime.(*fakeRuntime), ar}
+	}}, testContainer("web"))
 	h.acquire("web", "a").Release()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -42,11 +42,11 @@ type Options struct {
 	AdoptGrace time.Duration
 	// LimitsEnabled passes instanceType CPU and memory limits to RunSpec.
 	LimitsEnabled bool
-	// DirectDial: when the Runtime is also an Attacher, attach each
-	// container in the background once it is ready, and dial it at the
-	// address Attach returns from then on (published ports until then, and
-	// for good if the attach fails).
-	DirectDial bool
+	// Attacher, when set, attaches each container in the background once
+	// it is ready, and leases dial it at the address Attach returns from
+	// then on (published ports until then, and for good if the attach
+	// fails). Nil: never attach; leases always dial the published ports.
+	Attacher Attacher
 }
 
 const (
@@ -97,8 +97,7 @@ type Manager struct {
 	startTimeout time.Duration
 	adoptGrace   time.Duration
 	limits       bool
-	// attacher is rt as an Attacher when Options.DirectDial is on and rt
-	// implements it; nil otherwise.
+	// attacher is Options.Attacher; nil: no run is ever attached.
 	attacher Attacher
 	// attachWarnOnce makes a failed attach a warning once per manager: the
 	// cause (a network that cannot be had, an engine refusing connects) is
@@ -158,12 +157,10 @@ func NewManager(opts Options) (*Manager, error) {
 		startTimeout:   orDefault(opts.StartTimeout, defaultStartTimeout),
 		adoptGrace:     orDefault(opts.AdoptGrace, defaultAdoptGrace),
 		limits:         opts.LimitsEnabled,
+		attacher:       opts.Attacher,
 		instances:      make(map[string]map[string]*instance),
 		byContainerID:  make(map[string]*instance),
 		unmatchedExits: make(map[string]unmatchedExit),
-	}
-	if a, ok := opts.Runtime.(Attacher); ok && opts.DirectDial {
-		m.attacher = a
 	}
 	if m.clock == nil {
 		m.clock = clock.Real{}
