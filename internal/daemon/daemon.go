@@ -77,7 +77,6 @@ func Run(ctx context.Context, opts Options) error {
 		Logger:        log.Named("supervisor"),
 		StopGrace:     opts.StopGrace,
 		LimitsEnabled: !opts.NoLimits,
-		DirectDial:    opts.DirectDial,
 	})
 	if err != nil {
 		return err // already one clear line saying what to do

@@ -46,7 +46,7 @@ func runTests(m *testing.M) int {
 	_, _ = rand.Read(suffix)
 	suite.configID = "t" + hex.EncodeToString(suffix)
 
-	d, err := New(ctx, Options{ConfigID: suite.configID, LimitsEnabled: true, DirectDial: true})
+	d, err := New(ctx, Options{ConfigID: suite.configID, LimitsEnabled: true})
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			fmt.Fprintln(os.Stderr, "FAIL: the Docker Engine is required when CI is set:", err)

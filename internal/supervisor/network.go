@@ -48,9 +48,6 @@ const (
 // reachRetryPause separates two probe dials; tests shorten it.
 var reachRetryPause = 100 * time.Millisecond
 
-// errDirectDialOff is Attach's error on a runtime built without DirectDial.
-var errDirectDialOff = errors.New("supervisor: direct dial is off (Options.DirectDial)")
-
 // networkName is the bridge network of configID's containers.
 func networkName(configID string) string { return networkPrefix + configID }
 
@@ -66,16 +63,19 @@ const (
 // dialFunc dials one address; tests replace it to simulate routes.
 type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
-// Attach connects the running container containerID to lunorad's network
-// (created or adopted on first use) and returns, for each port of
-// published, the container's address there. A container already connected
-// is fine: Attach is idempotent. When the host cannot route to the network
-// the map is empty and the error nil (found out once, logged once); the
-// published ports then stay the only way in.
+// Attach connects the running container containerID to lunorad's internal
+// bridge network of this config ("lunorad-<ConfigID>", created or adopted on
+// first use) and returns, for each port of published, the container's
+// address there. A container already connected is fine: Attach is
+// idempotent. When the host cannot route to the network the map is empty
+// and the error nil (found out once, logged once); the published ports then
+// stay the only way in. Containers are always created on the default
+// bridge, and nothing but Attach creates the network or probes it: once an
+// Attach has found the route, ListOwned also reports the address of
+// containers already connected (never at adoption, which comes before any
+// Attach), and a Docker never asked to Attach (lunorad up --direct=false,
+// lunorad down) creates no network and reports no Running.Direct.
 func (d *Docker) Attach(ctx context.Context, containerID string, published map[int]string) (map[int]string, error) {
-	if !d.directDial {
-		return nil, errDirectDialOff
-	}
 	if len(published) == 0 {
 		return nil, nil
 	}
@@ -240,7 +240,8 @@ func (d *Docker) RemoveNetwork(ctx context.Context) error {
 }
 
 // routeKnown reports whether a probe has found that the host routes to
-// the network (an answer that never changes once given).
+// the network (an answer that never changes once given). Only Attach can
+// make it true: ListOwned looks for direct addresses only once it is.
 func (d *Docker) routeKnown() bool { return reachability(d.reach.Load()) == reachYes }
 
 // directAddrs maps each published port of a running container to its
@@ -248,7 +249,7 @@ func (d *Docker) routeKnown() bool { return reachability(d.reach.Load()) == reac
 // be) reachable from the host. The first call that has an address decides
 // reachability for the lifetime of d.
 func (d *Docker) directAddrs(ctx context.Context, insp container.InspectResponse, published map[int]string) map[int]string {
-	if !d.directDial || len(published) == 0 || insp.NetworkSettings == nil {
+	if len(published) == 0 || insp.NetworkSettings == nil {
 		return nil
 	}
 	if !onNetwork(insp, d.configID) {

@@ -18,7 +18,7 @@ func TestAttachOnTheRealEngine(t *testing.T) {
 	// Its own config; container names keep only 8 characters of the config
 	// id, so the instance names must differ from the other tests' too.
 	configID := suite.configID + "-net"
-	d := newTestDocker(t, Options{ConfigID: configID, DirectDial: true})
+	d := newTestDocker(t, Options{ConfigID: configID})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	t.Cleanup(func() { _ = d.RemoveAllOwned(context.Background()) }) // also when a check fails
@@ -71,7 +71,7 @@ func TestAttachOnTheRealEngine(t *testing.T) {
 	// direct address until one of its Attaches has probed the route (the
 	// lifecycle attaches adopted runs in the background), and reuses the
 	// network rather than failing on it.
-	d2 := newTestDocker(t, Options{ConfigID: configID, DirectDial: true})
+	d2 := newTestDocker(t, Options{ConfigID: configID})
 	list, err := d2.ListOwned(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ func TestRunStaysOnTheDefaultBridgeAndAttachReportsTheDirectAddress(t *testing.T
 		created = o
 		return network.CreateResponse{ID: "net-id"}, nil
 	}
-	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 	dials := fakeDial(d, &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
 
 	first, second := runWeb(t, d, "a"), runWeb(t, d, "b")
@@ -120,7 +120,7 @@ func TestRunStaysOnTheDefaultBridgeAndAttachReportsTheDirectAddress(t *testing.T
 
 func TestAttachOfAnAlreadyConnectedContainerSucceeds(t *testing.T) {
 	f, _, _ := directFake()
-	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 	fakeDial(d, nil)
 	r := runWeb(t, d, "a")
 	if _, err := d.Attach(context.Background(), r.ID, r.Ports); err != nil {
@@ -141,7 +141,7 @@ func TestAttachReportsAConnectFailure(t *testing.T) {
 	f.networkConnect = func(ctx context.Context, netID, containerID string) error {
 		return errors.New("engine says no")
 	}
-	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 	fakeDial(d, nil)
 	r := runWeb(t, d, "a")
 	if direct, err := d.Attach(context.Background(), r.ID, r.Ports); err == nil || !strings.Contains(err.Error(), "engine says no") || direct != nil {
@@ -157,7 +157,7 @@ func TestUnroutableNetworkGivesNoDirectAddressForGood(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			f, _, _ := directFake()
-			d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+			d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 			dials := fakeDial(d, dialErr)
 			for _, inst := range []string{"a", "b"} {
 				r := runWeb(t, d, inst)
@@ -172,13 +172,27 @@ func TestUnroutableNetworkGivesNoDirectAddressForGood(t *testing.T) {
 	}
 }
 
-func TestDirectDialOffMakesNoNetwork(t *testing.T) {
+// Only Attach touches the network. A Docker that is never asked to (lunorad
+// up --direct=false, lunorad down) creates none, probes nothing, and lists
+// no direct address, even for a container an earlier run left connected.
+func TestWithoutAttachThereIsNoNetworkAndNoDirectAddress(t *testing.T) {
 	f, _, _ := directFake()
 	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 	dials := fakeDial(d, nil)
 	r := runWeb(t, d, "a")
-	if _, err := d.Attach(context.Background(), r.ID, r.Ports); !errors.Is(err, errDirectDialOff) {
-		t.Errorf("Attach with direct dial off: %v, want errDirectDialOff", err)
+	// Connected behind the engine's API, as an earlier daemon's Attach left it.
+	if err := f.networkConnect(context.Background(), "net-id", r.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.containerList = func(ctx context.Context, o container.ListOptions) ([]container.Summary, error) {
+		return []container.Summary{{ID: r.ID}}, nil
+	}
+	list, err := d.ListOwned(context.Background())
+	if err != nil || len(list) != 1 {
+		t.Fatalf("ListOwned = %+v, %v", list, err)
+	}
+	if r.Direct != nil || list[0].Direct != nil {
+		t.Errorf("Direct after Run = %v, after ListOwned = %v; want none without an Attach", r.Direct, list[0].Direct)
 	}
 	if got := f.called("network"); len(got) != 0 || dials.Load() != 0 {
 		t.Errorf("network calls = %v, dials = %d; want none", got, dials.Load())
@@ -202,7 +216,7 @@ func TestExistingNetworkIsReusedOnlyWhenOurs(t *testing.T) {
 			f.networkInspect = func(ctx context.Context, id string) (network.Inspect, error) {
 				return network.Inspect{ID: "existing", Name: id, Driver: "bridge", Labels: tc.labels}, nil
 			}
-			d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+			d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 			fakeDial(d, nil)
 			for _, inst := range []string{"a", "b"} {
 				r := runWeb(t, d, inst)
@@ -231,7 +245,7 @@ func TestAttachRecreatesANetworkRemovedUnderIt(t *testing.T) {
 		}
 		return connect(ctx, netID, containerID)
 	}
-	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 	fakeDial(d, nil)
 	a := runWeb(t, d, "a")
 	if _, err := d.Attach(context.Background(), a.ID, a.Ports); err != nil {
@@ -294,7 +308,7 @@ func TestRemoveAllOwnedRemovesOurNetworkAfterTheContainers(t *testing.T) {
 // fine). One lost dial must not turn direct dial off for good.
 func TestReachabilityProbeRetriesAFirstTimeout(t *testing.T) {
 	f, _, _ := directFake()
-	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 	var n atomic.Int32
 	d.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if n.Add(1) == 1 {
@@ -319,7 +333,7 @@ func TestReachabilityProbeRetriesAFirstTimeout(t *testing.T) {
 // until an Attach in the background has found the route.
 func TestListOwnedNeverProbesReachability(t *testing.T) {
 	f, _, _ := directFake()
-	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	d, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 	fakeDial(d, nil)
 	r := runWeb(t, d, "a")
 	ctx := context.Background()
@@ -330,7 +344,7 @@ func TestListOwnedNeverProbesReachability(t *testing.T) {
 		return []container.Summary{{ID: r.ID}}, nil
 	}
 
-	restarted, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig, DirectDial: true})
+	restarted, _ := newFakeDocker(t, f, Options{ConfigID: testNetConfig})
 	dials := fakeDial(restarted, nil)
 	list, err := restarted.ListOwned(ctx)
 	if err != nil || len(list) != 1 {

@@ -1,6 +1,6 @@
 // Package supervisor runs lunorad's containers on the Docker Engine: it builds
 // or finds images, creates, starts, stops and removes one labelled container
-// per instance with its ports published on 127.0.0.1 (and, with direct dial,
+// per instance with its ports published on 127.0.0.1 (and, when asked,
 // attaches running ones to a bridge network of its own that the host reaches
 // without docker-proxy), lists what this daemon owns and streams container
 // exits. It implements lifecycle.Runtime and lifecycle.Attacher and is the
@@ -105,15 +105,6 @@ type Options struct {
 	LimitsEnabled bool
 	// CallTimeout bounds each unary Docker call; 0 means 30 s.
 	CallTimeout time.Duration
-	// DirectDial enables Attach, which connects a running container to an
-	// internal bridge network of this config ("lunorad-<ConfigID>") and
-	// returns its address there when the host can route to it; once an
-	// Attach has found the route, ListOwned also reports that address in
-	// Running.Direct for containers already connected (never at adoption,
-	// which happens before any Attach). Containers are always created on
-	// the default bridge with their published ports. False: no network at
-	// all.
-	DirectDial bool
 }
 
 // Docker implements lifecycle.Runtime over the Docker Engine API. It is safe
@@ -141,10 +132,8 @@ type Docker struct {
 	cancelBuild context.CancelFunc
 
 	clampWarn sync.Once
-	// directDial: see Options.DirectDial. dial is net.Dialer's DialContext
-	// (tests simulate routes).
-	directDial bool
-	dial       dialFunc
+	// dial is net.Dialer's DialContext (tests simulate routes).
+	dial dialFunc
 
 	// netMu guards netID and netErr (held across the network's create).
 	netMu sync.Mutex
@@ -227,7 +216,6 @@ func newDocker(ctx context.Context, api engine, opts Options) (*Docker, error) {
 		stopGrace:     opts.StopGrace,
 		callTimeout:   opts.CallTimeout,
 		limitsEnabled: opts.LimitsEnabled,
-		directDial:    opts.DirectDial,
 		dial:          (&net.Dialer{}).DialContext,
 		built:         map[string]builtImage{},
 		racyWindow:    defaultRacyWindow,
