@@ -145,6 +145,38 @@ func TestAFailedAttachKeepsServingOnThePublishedPorts(t *testing.T) {
 	h.Stop(t) // before the cleanup removes the network: the containers must be gone first
 }
 
+// TestWithoutDirectDialNothingIsAttached checks --direct=false: the ready
+// container is served on its published port, stays on the default bridge
+// alone, and no network is created. The manager logs the outcome of every
+// attach it starts (one cut short by the shutdown too) and Stop waits for
+// them, so the log after Stop tells whether any attach was started, however
+// fast or slow the engine.
+func TestWithoutDirectDialNothingIsAttached(t *testing.T) {
+	logger, logs := observedLogger(t)
+	h := daemontest.Start(t, imageDir, webConfig, daemontest.Options{DirectDial: false, Logger: logger})
+	if resp, body := h.Get(t, "/v1/containers/web/instances/alice/fetch/greet"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("cold-start request: %d %q", resp.StatusCode, body)
+	}
+	info := getInstance(t, h, "/v1/containers/web/instances/alice")
+	if len(info.Direct) != 0 || !strings.HasPrefix(info.Ports["8080"], "127.0.0.1:") {
+		t.Errorf("Direct = %v Ports = %v, want the published port only", info.Direct, info.Ports)
+	}
+	if nets, err := dockerCLI("inspect", "--format", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}", info.ContainerID); err != nil || nets != "bridge" {
+		t.Errorf("container %s networks = %q, %v; want the default bridge only", info.ContainerID, nets, err)
+	}
+	netName := "lunorad-" + h.Config.ID()
+	if out, err := dockerCLI("network", "ls", "--quiet", "--filter", "name=^"+netName+"$"); err != nil || out != "" {
+		t.Errorf("network %s: %q, %v; want none", netName, out, err)
+	}
+
+	h.Stop(t)
+	for _, snippet := range []string{"attach", "direct", "bridge network"} {
+		for _, e := range logs.FilterMessageSnippet(snippet).All() {
+			t.Errorf("logged %s %q %v: want no attach, no network", e.LoggerName, e.Message, e.ContextMap())
+		}
+	}
+}
+
 // dockerCLI runs the docker command line and returns its trimmed output.
 func dockerCLI(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
