@@ -159,7 +159,8 @@ func (s *socket) writeResult(err error) (int, error) {
 // answer arriving at any time after the write wakes the wait, and the Read
 // that follows finds it at the first read(2). Bytes that arrived before the
 // write (which the caller's protocol does not expect) are found by that
-// Read all the same once the answer's own arrival wakes the wait.
+// Read all the same once the answer's own arrival wakes the wait. The wait
+// holds the connection's read side: a concurrent Read waits for it to end.
 func (s *socket) WriteThenAwait(p []byte) (int, error) {
 	d := &s.w
 	d.mu.Lock()
