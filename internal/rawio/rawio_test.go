@@ -200,30 +200,36 @@ var errorCases = []errorCase{
 	}},
 }
 
+// errorResult is one error case's outcome.
+type errorResult struct {
+	n   int
+	err error
+	msg string // err's text with this pair's addresses replaced
+}
+
+// result runs tc on a new pair, through wrap's reader and writer over the
+// connection (nil: the net.Conn itself).
+func (tc errorCase) result(t *testing.T, wrap func(*testing.T, *net.TCPConn) io.ReadWriter) errorResult {
+	conn, peer := pair(t)
+	var rw io.ReadWriter = conn
+	if wrap != nil {
+		rw = wrap(t, conn)
+	}
+	n, err := tc.run(t, conn, peer, rw)
+	msg := "<nil>"
+	if err != nil {
+		msg = strings.NewReplacer(conn.LocalAddr().String(), "LOCAL", conn.RemoteAddr().String(), "REMOTE").Replace(err.Error())
+	}
+	return errorResult{n, err, msg}
+}
+
 // TestErrorsMatchNetConn: every failure is reported as net.Conn reports it,
 // to the letter, with the same wrapped errors.
 func TestErrorsMatchNetConn(t *testing.T) {
 	for _, tc := range errorCases {
 		t.Run(tc.name, func(t *testing.T) {
-			type result struct {
-				n   int
-				err error
-				msg string // with this pair's addresses replaced
-			}
-			run := func(raw bool) result {
-				conn, peer := pair(t)
-				var rw io.ReadWriter = conn
-				if raw {
-					rw = New(conn)
-				}
-				n, err := tc.run(t, conn, peer, rw)
-				msg := "<nil>"
-				if err != nil {
-					msg = strings.NewReplacer(conn.LocalAddr().String(), "LOCAL", conn.RemoteAddr().String(), "REMOTE").Replace(err.Error())
-				}
-				return result{n, err, msg}
-			}
-			want, got := run(false), run(true)
+			want := tc.result(t, nil)
+			got := tc.result(t, func(_ *testing.T, c *net.TCPConn) io.ReadWriter { return New(c) })
 			if got.n != want.n || got.msg != want.msg {
 				t.Fatalf("raw: %d, %s\nnet: %d, %s", got.n, got.msg, want.n, want.msg)
 			}
@@ -329,22 +335,10 @@ func newAwait(t *testing.T, c net.Conn) awaitRW {
 func TestWriteThenAwaitErrorsMatchWrite(t *testing.T) {
 	for _, tc := range errorCases {
 		t.Run(tc.name, func(t *testing.T) {
-			run := func(raw bool) (int, string) {
-				conn, peer := pair(t)
-				var rw io.ReadWriter = conn
-				if raw {
-					rw = newAwait(t, conn)
-				}
-				n, err := tc.run(t, conn, peer, rw)
-				if err == nil {
-					return n, "<nil>"
-				}
-				return n, strings.NewReplacer(conn.LocalAddr().String(), "LOCAL", conn.RemoteAddr().String(), "REMOTE").Replace(err.Error())
-			}
-			gotN, got := run(true)
-			wantN, want := run(false)
-			if gotN != wantN || got != want {
-				t.Fatalf("WriteThenAwait: %d, %s\nnet.Conn Write: %d, %s", gotN, got, wantN, want)
+			got := tc.result(t, func(t *testing.T, c *net.TCPConn) io.ReadWriter { return newAwait(t, c) })
+			want := tc.result(t, nil)
+			if got.n != want.n || got.msg != want.msg {
+				t.Fatalf("WriteThenAwait: %d, %s\nnet.Conn Write: %d, %s", got.n, got.msg, want.n, want.msg)
 			}
 		})
 	}
