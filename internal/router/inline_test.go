@@ -128,8 +128,10 @@ func (b *rawBackend) acceptLoop() {
 			b.mu.Lock()
 			delete(b.conns, c)
 			b.mu.Unlock()
-			b.ended <- struct{}{}
+			// Counted before it is announced: waitAllEnded, woken by the
+			// announcement, must already see it in endedTotal.
 			b.endedTotal.Add(1)
+			b.ended <- struct{}{}
 		}()
 	}
 }
