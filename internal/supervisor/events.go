@@ -22,6 +22,12 @@ const (
 	exitsBackoffMax = 5 * time.Second
 )
 
+// replayWindow is how far before the newest event seen a reconnect asks
+// the engine to replay from, and how long delivered events are remembered
+// to drop those replays. It covers the engine's reordering (microseconds)
+// many times over.
+const replayWindow = 2 * time.Second
+
 // oomExitCode is what a container killed by the OOM killer (SIGKILL) exits with.
 const oomExitCode = 137
 
@@ -33,11 +39,17 @@ const oomExitCode = 137
 //     (io.EOF when the engine closes it, a dial error while it is down), and
 //     the client never reopens it (client/events.go): we do, with a backoff of
 //     100 ms doubling to 5 s, reset once an event arrives.
-//   - Each reconnect asks for events Since the last one seen, so exits that
-//     happened while disconnected are replayed from the engine's buffer;
-//     replays of events already delivered are dropped. The first connection
-//     asks Since the call to Exits (wall clock, the engine's time base), so an
-//     exit between the call and the connection is not lost.
+//   - Events do not arrive in time order: the engine stamps an event before
+//     it takes the lock that orders publication (daemon/events.Log), so two
+//     containers dying at once can arrive newest first (seen: 20 µs apart, 1
+//     in 120 die events of 24 concurrent kills). Nothing is dropped for
+//     being older than an event already seen.
+//   - Each reconnect asks for events Since replayWindow before the newest one
+//     seen, so exits that happened while disconnected, even stamped out of
+//     order, are replayed from the engine's buffer; replays of events already
+//     delivered are dropped by identity (container, action, time). The first
+//     connection asks Since the call to Exits (wall clock, the engine's time
+//     base), so an exit between the call and the connection is not lost.
 //   - oom comes before die for the same container, and die carries exitCode
 //     (a string) and every container label but no OOM flag. So an oom is
 //     remembered per container id until its die; a 137 die with no oom seen
@@ -47,12 +59,12 @@ const oomExitCode = 137
 func (d *Docker) Exits(ctx context.Context) <-chan lifecycle.Exit {
 	out := make(chan lifecycle.Exit, 16)
 	w := &exitWatcher{
-		d:        d,
-		out:      out,
-		lastNano: time.Now().UnixNano(),
-		seen:     map[string]bool{},
-		oom:      map[string]bool{},
-		log:      d.log.Named("events"),
+		d:         d,
+		out:       out,
+		sinceNano: time.Now().UnixNano(),
+		seen:      map[eventKey]int64{},
+		oom:       map[string]bool{},
+		log:       d.log.Named("events"),
 	}
 	go w.run(ctx)
 	return out
@@ -63,11 +75,15 @@ type exitWatcher struct {
 	d   *Docker
 	out chan<- lifecycle.Exit
 	log *zap.Logger
-	// lastNano is the time of the newest event handled; the next
-	// connection asks for events since then.
-	lastNano int64
-	// seen holds the events handled at exactly lastNano, to drop replays.
-	seen map[string]bool
+	// sinceNano is the Exits call until an event arrives, then
+	// replayWindow before the newest event handled: the next connection
+	// asks for events since then.
+	sinceNano int64
+	// newestNano is the time of the newest event handled (0: none yet).
+	newestNano int64
+	// seen holds the events handled since sinceNano (with their time), to
+	// drop replays.
+	seen map[eventKey]int64
 	// oom holds the container ids with an oom event and no die yet.
 	oom map[string]bool
 	// failing is true from a stream failure until an event arrives again,
@@ -109,7 +125,7 @@ func (w *exitWatcher) stream(ctx context.Context) (gotEvents bool, err error) {
 	f.Add("type", string(events.ContainerEventType))
 	f.Add("event", string(events.ActionDie))
 	f.Add("event", string(events.ActionOOM))
-	msgs, errs := w.d.api.Events(sctx, events.ListOptions{Filters: f, Since: formatSince(w.lastNano)})
+	msgs, errs := w.d.api.Events(sctx, events.ListOptions{Filters: f, Since: formatSince(w.sinceNano)})
 	for {
 		select {
 		case <-ctx.Done():
@@ -167,20 +183,33 @@ func (w *exitWatcher) handle(ctx context.Context, m events.Message) bool {
 	}
 }
 
-// fresh reports whether m is newer than what was handled already, and
-// records it.
+// eventKey identifies one event: a container dies (or is OOM-killed) once.
+type eventKey struct {
+	id     string
+	action events.Action
+	nano   int64
+}
+
+// fresh reports whether m was not handled already, and records it. An
+// event older than the newest one seen is fresh unless it is a replay:
+// the engine may publish events out of time order.
 func (w *exitWatcher) fresh(m events.Message) bool {
-	key := m.Actor.ID + "/" + string(m.Action)
-	switch {
-	case m.TimeNano < w.lastNano:
+	key := eventKey{id: m.Actor.ID, action: m.Action, nano: m.TimeNano}
+	if _, replay := w.seen[key]; replay {
 		return false
-	case m.TimeNano == w.lastNano && w.seen[key]:
-		return false
-	case m.TimeNano > w.lastNano:
-		w.lastNano = m.TimeNano
-		clear(w.seen)
 	}
-	w.seen[key] = true
+	w.seen[key] = m.TimeNano
+	if m.TimeNano > w.newestNano {
+		w.newestNano = m.TimeNano
+		// Never ask for less than was asked first: an exit from before
+		// the Exits call is not this stream's.
+		w.sinceNano = max(w.sinceNano, m.TimeNano-int64(replayWindow))
+		for k, nano := range w.seen {
+			if nano < w.sinceNano {
+				delete(w.seen, k)
+			}
+		}
+	}
 	return true
 }
 

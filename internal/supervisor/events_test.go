@@ -127,8 +127,11 @@ func TestExitsReconnectsWithBackoffAndDropsReplays(t *testing.T) {
 
 	c1 := nextConn(t, conns)
 	c1.msgs <- dieEvent("a", base+10, 1)
-	if e := nextExit(t, out); e.ContainerID != "a" {
-		t.Fatalf("exit = %+v", e)
+	c1.msgs <- dieEvent("b", base+9, 2) // stamped before a, published after it: the engine does that
+	for _, want := range []string{"a", "b"} {
+		if e := nextExit(t, out); e.ContainerID != want {
+			t.Fatalf("exit %s delivered, want %s (an event older than the newest is not a replay)", e.ContainerID, want)
+		}
 	}
 	c1.errs <- io.EOF
 
@@ -139,16 +142,17 @@ func TestExitsReconnectsWithBackoffAndDropsReplays(t *testing.T) {
 	}
 	fc.Advance(time.Millisecond)
 	c2 := nextConn(t, conns)
-	if want := formatSince(base + 10); c2.opts.Since != want {
-		t.Errorf("reconnect Since = %q, want the last event's time %q", c2.opts.Since, want)
+	if want := formatSince(base + 10 - int64(replayWindow)); c2.opts.Since != want {
+		t.Errorf("reconnect Since = %q, want replayWindow before the newest event, %q", c2.opts.Since, want)
 	}
-	c2.msgs <- dieEvent("old", base+5, 1) // before the last one seen: a replay
-	c2.msgs <- dieEvent("a", base+10, 1)  // the last one seen, again
-	c2.msgs <- dieEvent("b", base+10, 2)  // same instant, different container: new
-	c2.msgs <- dieEvent("c", base+11, 3)
-	for _, want := range []string{"b", "c"} {
+	c2.msgs <- dieEvent("b", base+9, 2)  // replays of what was delivered,
+	c2.msgs <- dieEvent("a", base+10, 1) // in the engine's order
+	c2.msgs <- dieEvent("c", base+10, 3) // same instant, different container: new
+	c2.msgs <- dieEvent("d", base+8, 4)  // while disconnected, stamped before a: new
+	c2.msgs <- dieEvent("e", base+11, 5)
+	for _, want := range []string{"c", "d", "e"} {
 		if e := nextExit(t, out); e.ContainerID != want {
-			t.Errorf("exit %s delivered, want %s (replays must be dropped)", e.ContainerID, want)
+			t.Errorf("exit %s delivered, want %s (replays must be dropped, nothing else)", e.ContainerID, want)
 		}
 	}
 	c2.errs <- errors.New("connection reset")
@@ -167,6 +171,32 @@ func TestExitsReconnectsWithBackoffAndDropsReplays(t *testing.T) {
 
 	cancel()
 	for range out { // must be closed once ctx ends
+	}
+}
+
+// The memory of delivered events covers what a reconnect replays, and no
+// more: it does not grow with the stream.
+func TestExitsRemembersOnlyTheReplayWindow(t *testing.T) {
+	start := time.Now().UnixNano()
+	w := &exitWatcher{sinceNano: start, seen: map[eventKey]int64{}}
+	for i := range 1000 {
+		if !w.fresh(dieEvent(strconv.Itoa(i), start+int64(i)*int64(10*time.Millisecond), 0)) {
+			t.Fatalf("event %d dropped", i)
+		}
+	}
+	newest := start + 999*int64(10*time.Millisecond)
+	if want := newest - int64(replayWindow); w.sinceNano != want {
+		t.Errorf("sinceNano = %d, want %d", w.sinceNano, want)
+	}
+	// 2 s at 10 ms apart: 201 events from since to the newest, inclusive.
+	if len(w.seen) != 201 {
+		t.Errorf("%d events remembered, want the 201 within replayWindow", len(w.seen))
+	}
+	if w.fresh(dieEvent("799", start+799*int64(10*time.Millisecond), 0)) {
+		t.Error("a replay at the window's edge was not dropped")
+	}
+	if !w.fresh(dieEvent("late", start+int64(time.Millisecond), 0)) {
+		t.Error("a late event older than the window was dropped")
 	}
 }
 
