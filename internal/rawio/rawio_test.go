@@ -272,16 +272,7 @@ func BenchmarkPingPong(b *testing.B) {
 				if raw {
 					rw = New(s)
 				}
-				buf := make([]byte, 512)
-				for {
-					n, err := rw.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := rw.Write(buf[:n]); err != nil {
-						return
-					}
-				}
+				echo(rw, 512)
 			}()
 			c, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {
@@ -391,18 +382,7 @@ func TestWriteThenAwaitWaitsForTheAnswer(t *testing.T) {
 func TestWriteThenAwaitQuickAnswers(t *testing.T) {
 	c, s := pair(t)
 	rw := newAwait(t, c)
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			n, err := s.Read(buf)
-			if err != nil {
-				return
-			}
-			if _, err := s.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	}()
+	go echo(s, 64)
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	buf := make([]byte, 64)
 	for i := range 3000 {
@@ -485,4 +465,19 @@ func TestWriteThenAwaitEndOfWait(t *testing.T) {
 			t.Fatalf("read after the wait: %v; want net.ErrClosed", err)
 		}
 	})
+}
+
+// echo writes back what it reads, bufSize bytes at most at a time, until
+// either fails.
+func echo(rw io.ReadWriter, bufSize int) {
+	buf := make([]byte, bufSize)
+	for {
+		n, err := rw.Read(buf)
+		if err != nil {
+			return
+		}
+		if _, err := rw.Write(buf[:n]); err != nil {
+			return
+		}
+	}
 }
