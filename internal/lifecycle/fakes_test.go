@@ -132,20 +132,11 @@ func (f *fakeRuntime) Remove(ctx context.Context, id string) error {
 }
 
 func (f *fakeRuntime) ListOwned(ctx context.Context) ([]Running, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.lists++
-	if f.listErr != nil {
-		return nil, f.listErr
-	}
-	var out []Running
-	for _, id := range slices.Sorted(maps.Keys(f.owned)) {
-		r := *f.owned[id]
+	return f.listOwned(&f.lists, func(r Running) Running {
 		r.Ports = maps.Clone(r.Ports)
 		r.Direct = maps.Clone(r.Direct)
-		out = append(out, r)
-	}
-	return out, nil
+		return r
+	})
 }
 
 // ListOwnedStates fills only what the real one does, so that a caller
@@ -153,21 +144,28 @@ func (f *fakeRuntime) ListOwned(ctx context.Context) ([]Running, error) {
 // addresses, start time or exit code, and its Created is rounded down to
 // the second, as the engine's list has it.
 func (f *fakeRuntime) ListOwnedStates(ctx context.Context) ([]Running, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.stateLists++
-	if f.listErr != nil {
-		return nil, f.listErr
-	}
-	var out []Running
-	for _, id := range slices.Sorted(maps.Keys(f.owned)) {
-		r := *f.owned[id]
+	return f.listOwned(&f.stateLists, func(r Running) Running {
 		r.Ports, r.Direct = nil, nil
 		if r.Running {
 			r.StartedAt, r.ExitCode = time.Time{}, 0
 			r.Created = r.Created.Truncate(time.Second)
 		}
-		out = append(out, r)
+		return r
+	})
+}
+
+// listOwned counts one listing in *calls and returns the owned containers
+// in id order, each as view shows it.
+func (f *fakeRuntime) listOwned(calls *int, view func(Running) Running) ([]Running, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	*calls++
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	var out []Running
+	for _, id := range slices.Sorted(maps.Keys(f.owned)) {
+		out = append(out, view(*f.owned[id]))
 	}
 	return out, nil
 }
